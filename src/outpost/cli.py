@@ -1,0 +1,219 @@
+"""The ``outpost`` command: the same services as the web app, without a request."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from outpost.db import Database
+from outpost.errors import OutpostError
+from outpost.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@contextmanager
+def _database() -> Iterator[Database]:
+    database = Database.connect(_settings().database_url, pool=False)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@contextmanager
+def _unit_of_work() -> Iterator[Session]:
+    with _database() as database, database.unit_of_work() as session:
+        yield session
+
+
+def _fail(exc: OutpostError) -> None:
+    click.echo(f"error: {exc.detail}", err=True)
+    for violation in getattr(exc, "violations", []):
+        click.echo(f"  - [{violation.code}] {violation.path}: {violation.message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def main() -> None:
+    """Outpost: remote management for IoT fleets. Settings come from OUTPOST_* variables."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--threads", default=4, show_default=True, type=int)
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the UI and API with gunicorn (seeds nothing)."""
+    from outpost.server import run
+
+    run(host=host, port=port, workers=workers, threads=threads)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration."""
+    from outpost.migrate import upgrade
+
+    upgrade(_settings().database_url)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--sites", default=500, show_default=True, type=click.IntRange(1, 5000))
+def demo(sites: int) -> None:
+    """Seed the demo fleet (once; does nothing if it exists)."""
+    from outpost import demo as demo_fleet
+
+    with _unit_of_work() as session:
+        result = demo_fleet.seed_demo(session, sites=sites)
+    if result.created:
+        click.echo(f"seeded {result.sites} sites and {result.assets} assets")
+    else:
+        click.echo("the demo fleet already exists")
+
+
+@main.group()
+def org() -> None:
+    """Organizations (tenants)."""
+
+
+@org.command("create")
+@click.option("--name", required=True)
+def org_create(name: str) -> None:
+    from outpost.identity import service
+
+    try:
+        with _unit_of_work() as session:
+            created = service.create_organization(session, name)
+    except OutpostError as exc:
+        _fail(exc)
+    click.echo(created.id)
+
+
+@main.group()
+def user() -> None:
+    """Users and memberships."""
+
+
+@user.command("create")
+@click.option("--org", "org_name", required=True)
+@click.option("--email", required=True)
+@click.option("--password", required=True, prompt=True, hide_input=True)
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), default="viewer")
+def user_create(org_name: str, email: str, password: str, role: str) -> None:
+    from outpost.identity import service
+
+    try:
+        with _unit_of_work() as session:
+            organization = service.get_organization_by_name(session, org_name)
+            actor = service.system_actor(organization.id, "cli")
+            created = service.add_user(session, actor, email=email, password=password, role=role)
+    except OutpostError as exc:
+        _fail(exc)
+    click.echo(created.id)
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+def _duration(_ctx: Any, _param: Any, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d+)([mhd])", value)
+    if match is None:
+        raise click.BadParameter("use a number and a unit: 30m, 12h, 90d")
+    amount, unit = int(match.group(1)), match.group(2)
+    return {
+        "m": timedelta(minutes=amount),
+        "h": timedelta(hours=amount),
+        "d": timedelta(days=amount),
+    }[unit]
+
+
+@token.command("create")
+@click.option("--org", "org_name", required=True)
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--expires-in", callback=_duration, help="e.g. 30m, 12h, 90d")
+def token_create(org_name: str, email: str, name: str, expires_in: timedelta | None) -> None:
+    """Print a new token for the user (only the token, on stdout)."""
+    from outpost.identity import service
+    from outpost.identity.principal import Actor
+
+    try:
+        with _unit_of_work() as session:
+            organization = service.get_organization_by_name(session, org_name)
+            member = service.principal_for(
+                session, service.get_user_by_email(session, email), organization.id
+            )
+            issued = service.create_token(session, Actor(member), name=name, expires_in=expires_in)
+    except OutpostError as exc:
+        _fail(exc)
+    click.echo(issued.secret)
+
+
+@main.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute every hash chain; exit 1 naming the first broken event."""
+    from outpost.audit.verify import verify_chains
+
+    with _database() as database, database.read_engine.connect() as connection:
+        reports = verify_chains(connection)
+    failed = False
+    for report in reports:
+        if report.ok:
+            click.echo(f"{report.org_id}: {report.events} events, chain intact")
+        else:
+            failed = True
+            click.echo(
+                f"{report.org_id}: BROKEN at event seq {report.broken_seq}: {report.problem}",
+                err=True,
+            )
+    sys.exit(1 if failed else 0)
+
+
+@main.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--org", "org_name", required=True)
+@click.option("--apply", "do_apply", is_flag=True, help="Apply; without it, only a dry run.")
+def import_assets(csv_file: Path, org_name: str, do_apply: bool) -> None:
+    """Import assets from CSV through the change-set path: dry run, then --apply."""
+    from outpost.identity import service
+    from outpost.inventory import importer
+
+    try:
+        with _unit_of_work() as session:
+            organization = service.get_organization_by_name(session, org_name)
+            actor = service.system_actor(organization.id, f"cli import {csv_file.name}")
+            report = importer.import_csv(
+                session, actor, csv_file.read_text(encoding="utf-8-sig"), apply=do_apply
+            )
+    except OutpostError as exc:
+        _fail(exc)
+    for line in report.lines():
+        click.echo(line)
+    sys.exit(0 if report.valid else 1)

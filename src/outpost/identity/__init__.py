@@ -1,0 +1,1 @@
+"""Identity: organizations, users, memberships, roles, API tokens, sessions, authorize()."""

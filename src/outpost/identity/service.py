@@ -1,0 +1,376 @@
+"""Identity operations: tenants, users, memberships, API tokens and web sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from outpost import ids
+from outpost.audit import service as audit
+from outpost.audit.actions import Action
+from outpost.clock import utcnow
+from outpost.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from outpost.identity import passwords, secrets
+from outpost.identity.authz import authorize, can
+from outpost.identity.models import ApiToken, Membership, Organization, User, WebSession
+from outpost.identity.principal import Actor, Principal, RequestMeta
+from outpost.identity.roles import Permission, is_role
+from outpost.validation import Violation
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def system_actor(org_id: str, label: str = "system", meta: RequestMeta | None = None) -> Actor:
+    """The actor for operator commands run on the server itself (the CLI, the seed)."""
+    principal = Principal(org_id=org_id, user_id="system", role="admin", label=label, kind="system")
+    return Actor(principal, meta or RequestMeta())
+
+
+# --- organizations, users, memberships -------------------------------------------------
+
+
+def create_organization(session: Session, name: str, *, label: str = "cli") -> Organization:
+    name = name.strip()
+    if not name:
+        raise BadRequest("An organization needs a name.")
+    if session.scalar(select(Organization.id).where(Organization.name == name)):
+        raise Conflict(f"An organization named {name!r} already exists.")
+    org = Organization(id=ids.new_id("org"), name=name, created_at=utcnow())
+    session.add(org)
+    session.flush()
+    audit.start_chain(session, org.id)
+    actor = system_actor(org.id, label)
+    audit.record(
+        session,
+        actor,
+        [audit.Change(Action.ORG_CREATED, "organization", org.id, None, org.audit_snapshot())],
+    )
+    return org
+
+
+def get_organization_by_name(session: Session, name: str) -> Organization:
+    org = session.scalar(select(Organization).where(Organization.name == name))
+    if org is None:
+        raise NotFound(f"No organization named {name!r}.")
+    return org
+
+
+def add_user(
+    session: Session,
+    actor: Actor,
+    *,
+    email: str,
+    password: str,
+    role: str,
+    display_name: str | None = None,
+) -> User:
+    """Create the user if the email is new, and make them a member of the actor's organization."""
+    authorize(actor.principal, Permission.MEMBER_MANAGE)
+    email = email.strip().lower()
+    problems = list(_check_new_user(email, password, role))
+    if problems:
+        raise BadRequest("The user cannot be created.", problems)
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        with audit.tracked(session, actor, Action.USER_CREATED) as track:
+            user = User(
+                id=ids.new_id("usr"),
+                email=email,
+                display_name=display_name or email,
+                password_hash=passwords.hash_password(password),
+                is_active=True,
+                created_at=utcnow(),
+            )
+            session.add(user)
+            track.obj = user
+    existing = session.scalar(
+        select(Membership).where(Membership.org_id == actor.org_id, Membership.user_id == user.id)
+    )
+    if existing is not None:
+        raise Conflict(f"{email} is already a member of this organization.")
+    with audit.tracked(session, actor, Action.MEMBERSHIP_CREATED) as track:
+        membership = Membership(
+            id=ids.new_id("mem"),
+            org_id=actor.org_id,
+            user_id=user.id,
+            role=role,
+            created_at=utcnow(),
+        )
+        session.add(membership)
+        track.obj = membership
+    return user
+
+
+def _check_new_user(email: str, password: str, role: str) -> list[Violation]:
+    problems = []
+    if "@" not in email or len(email) > 320:
+        problems.append(Violation("user.email_invalid", "Give a valid email address.", "email"))
+    if len(password) < passwords.MIN_PASSWORD_LENGTH:
+        problems.append(
+            Violation(
+                "user.password_too_short",
+                f"A password needs at least {passwords.MIN_PASSWORD_LENGTH} characters.",
+                "password",
+            )
+        )
+    if not is_role(role):
+        problems.append(Violation("user.role_unknown", f"Unknown role {role!r}.", "role"))
+    return problems
+
+
+def get_user_by_email(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"No user with email {email!r}.")
+    return user
+
+
+def principal_for(session: Session, user: User, org_id: str) -> Principal:
+    """The user acting in ``org_id`` with their current role; NotFound if not a member."""
+    role = session.scalar(
+        select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user.id)
+    )
+    if role is None or not user.is_active:
+        raise NotFound("No such member.")
+    return Principal(org_id=org_id, user_id=user.id, role=role, label=user.email)
+
+
+# --- API tokens -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # shown once, never stored
+
+
+def create_token(
+    session: Session, actor: Actor, *, name: str, expires_in: timedelta | None = None
+) -> IssuedToken:
+    """A token for the acting user in the acting organization; it carries the user's role."""
+    authorize(actor.principal, Permission.TOKEN_CREATE)
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise BadRequest(
+            "A token needs a name of 1 to 200 characters.",
+            [Violation("token.name_invalid", "Give the token a name.", "name")],
+        )
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise BadRequest(
+            "The expiry must be in the future.",
+            [Violation("token.expiry_invalid", "Expiry must be positive.", "expires_in")],
+        )
+    secret, prefix = secrets.new_token()
+    now = utcnow()
+    with audit.tracked(session, actor, Action.TOKEN_CREATED) as track:
+        token = ApiToken(
+            id=ids.new_id("tok"),
+            org_id=actor.org_id,
+            user_id=actor.principal.user_id,
+            name=name,
+            prefix=prefix,
+            secret_hash=secrets.digest(secret),
+            created_at=now,
+            expires_at=now + expires_in if expires_in else None,
+        )
+        session.add(token)
+        track.obj = token
+    return IssuedToken(token, secret)
+
+
+def list_tokens(session: Session, principal: Principal) -> list[ApiToken]:
+    """The caller's own tokens; an admin (token.manage) sees every token of the organization."""
+    query = select(ApiToken).where(ApiToken.org_id == principal.org_id)
+    if not can(principal, Permission.TOKEN_MANAGE):
+        query = query.where(ApiToken.user_id == principal.user_id)
+    return list(session.scalars(query.order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, actor: Actor, token_id: str) -> ApiToken:
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.org_id == actor.org_id)
+    )
+    own = token is not None and token.user_id == actor.principal.user_id
+    if token is None or not (own or can(actor.principal, Permission.TOKEN_MANAGE)):
+        raise NotFound(f"No token {token_id}.")
+    if token.revoked_at is None:
+        with audit.tracked(session, actor, Action.TOKEN_REVOKED, token):
+            token.revoked_at = utcnow()
+    return token
+
+
+def authenticate_token(session: Session, secret: str) -> tuple[Principal, bool]:
+    """Resolve a bearer token to its principal, reading status and role afresh (one query).
+
+    The token must be live, its user active and still a member of the token's
+    organization. Returns the principal and whether ``last_used_at`` is due for a refresh.
+    """
+    row = session.execute(
+        select(
+            ApiToken.id,
+            ApiToken.org_id,
+            ApiToken.name,
+            ApiToken.prefix,
+            ApiToken.expires_at,
+            ApiToken.revoked_at,
+            ApiToken.last_used_at,
+            User.id.label("user_id"),
+            User.email,
+            User.is_active,
+            Membership.role,
+        )
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(
+            Membership,
+            (Membership.user_id == ApiToken.user_id) & (Membership.org_id == ApiToken.org_id),
+        )
+        .where(ApiToken.secret_hash == secrets.digest(secret))
+    ).one_or_none()
+    now = utcnow()
+    if (
+        row is None
+        or row.revoked_at is not None
+        or (row.expires_at is not None and row.expires_at <= now)
+        or not row.is_active
+        or row.role is None
+    ):
+        raise Unauthenticated("The token is unknown, expired or revoked, or its user left.")
+    principal = Principal(
+        org_id=row.org_id,
+        user_id=row.user_id,
+        role=row.role,
+        kind="token",
+        token_id=row.id,
+        label=f"{row.email} via token {row.name!r} ({row.prefix})",
+    )
+    stale = row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION
+    return principal, stale
+
+
+def touch_token(session: Session, token_id: str) -> None:
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+
+
+# --- web sessions -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    session: WebSession
+    secret: str
+
+
+def log_in(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    meta: RequestMeta,
+    lifetime: timedelta,
+    org_name: str | None = None,
+) -> StartedSession:
+    """Check the password and open a server-side session in the user's first organization."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    ok = passwords.verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.is_active:
+        raise Unauthenticated("Wrong email or password.")
+    membership = session.scalar(
+        select(Membership).where(Membership.user_id == user.id).order_by(Membership.created_at)
+    )
+    if membership is None:
+        raise Unauthenticated("Wrong email or password.")
+    secret = secrets.new_session_secret()
+    now = utcnow()
+    web_session = WebSession(
+        id=ids.new_id("ses"),
+        secret_hash=secrets.digest(secret),
+        user_id=user.id,
+        org_id=membership.org_id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + lifetime,
+        source_ip=meta.source_ip,
+        user_agent=(meta.user_agent or "")[:400],
+    )
+    session.add(web_session)
+    actor = Actor(Principal(membership.org_id, user.id, membership.role, user.email), meta)
+    audit.record(
+        session,
+        actor,
+        [
+            audit.Change(
+                Action.SESSION_STARTED, "user", user.id, None, {"session_id": web_session.id}
+            )
+        ],
+    )
+    return StartedSession(web_session, secret)
+
+
+def resolve_session(
+    session: Session, secret: str, *, idle: timedelta
+) -> tuple[Principal, str, bool]:
+    """The principal of a live web session (one query, read afresh on every request).
+
+    Returns the principal, the session's id, and whether ``last_seen_at`` needs a refresh.
+    """
+    row = session.execute(
+        select(
+            WebSession.id,
+            WebSession.org_id,
+            WebSession.expires_at,
+            WebSession.ended_at,
+            WebSession.last_seen_at,
+            User.id.label("user_id"),
+            User.email,
+            User.is_active,
+            Membership.role,
+        )
+        .join(User, User.id == WebSession.user_id)
+        .outerjoin(
+            Membership,
+            (Membership.user_id == WebSession.user_id) & (Membership.org_id == WebSession.org_id),
+        )
+        .where(WebSession.secret_hash == secrets.digest(secret))
+    ).one_or_none()
+    now = utcnow()
+    if (
+        row is None
+        or row.ended_at is not None
+        or row.expires_at <= now
+        or now - row.last_seen_at > idle
+        or not row.is_active
+        or row.role is None
+    ):
+        raise Unauthenticated("Your session has ended; log in again.")
+    principal = Principal(org_id=row.org_id, user_id=row.user_id, role=row.role, label=row.email)
+    return principal, row.id, now - row.last_seen_at > LAST_USED_RESOLUTION
+
+
+def touch_session(session: Session, session_id: str) -> None:
+    session.execute(
+        update(WebSession).where(WebSession.id == session_id).values(last_seen_at=utcnow())
+    )
+
+
+def log_out(session: Session, actor: Actor, session_id: str) -> None:
+    session.execute(
+        update(WebSession)
+        .where(WebSession.id == session_id, WebSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
+    audit.record(
+        session,
+        actor,
+        [
+            audit.Change(
+                Action.SESSION_ENDED,
+                "user",
+                actor.principal.user_id,
+                {"session_id": session_id},
+                None,
+            )
+        ],
+    )

@@ -1,0 +1,1 @@
+"""Inventory: sites, asset types, assets, validated configuration, change sets."""

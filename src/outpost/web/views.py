@@ -1,0 +1,43 @@
+"""The list of page blueprints, one per domain that has pages, and what every page shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, request
+
+from outpost.audit import views as audit_views
+from outpost.identity import views as identity_views
+from outpost.identity.authz import can
+from outpost.identity.roles import Permission
+from outpost.inventory import views as inventory_views
+
+#: Messages a page may show after a redirect, picked by ``?notice=<key>``.
+NOTICES = {
+    "site-saved": "The site was saved.",
+    "asset-saved": "The asset was saved.",
+    "asset-unchanged": "Nothing changed: the asset already had these values.",
+    "asset-deleted": "The asset was deleted.",
+    "token-revoked": "The token was revoked.",
+    "changeset-applied": "The change set was applied.",
+}
+
+layout = Blueprint("layout", __name__)
+
+
+@layout.app_context_processor
+def _shared() -> dict[str, Any]:
+    """``notice`` and ``may(permission)``, which hides buttons the role cannot use.
+
+    Hiding is a courtesy only: the service still authorizes every write.
+    """
+
+    def may(permission: str) -> bool:
+        who = getattr(g, "principal", None)
+        return who is not None and can(who, Permission(permission))
+
+    return {"notice": NOTICES.get(request.args.get("notice", "")), "may": may}
+
+
+def blueprints() -> list[Blueprint]:
+    return [layout, inventory_views.bp, audit_views.bp, identity_views.bp]

@@ -1,0 +1,111 @@
+"""Shared fixtures. Database tests run on SQLite, or on PostgreSQL when
+``OUTPOST_TEST_POSTGRES_URL`` is set (CI runs the suite both ways)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from outpost.app import create_app
+from outpost.db import Database
+from outpost.identity import service as identity
+from outpost.identity.principal import Actor
+from outpost.migrate import upgrade
+from outpost.models import metadata
+from outpost.settings import Settings
+
+POSTGRES_URL = os.environ.get("OUTPOST_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if POSTGRES_URL:
+        engine_db = Database.connect(POSTGRES_URL, pool=False)
+        with engine_db.write_engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine_db.dispose()
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'outpost.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def database(database_url: str) -> Iterator[Database]:
+    db = Database.connect(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Database]:
+    """A database emptied before each test."""
+    with database.unit_of_work() as session:
+        for table in reversed(metadata.sorted_tables):
+            session.execute(table.delete())
+    yield database
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path, database_url=database_url, secret_key="test-secret-key")
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database) -> Flask:
+    return create_app(settings, db)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    org_id: str
+    admin: str
+    operator: str
+    viewer: str
+    admin_actor: Actor
+
+    def headers(self, role: str = "admin", **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {getattr(self, role)}", **extra}
+
+
+def make_tenant(db: Database, name: str) -> Tenant:
+    tokens: dict[str, str] = {}
+    with db.unit_of_work() as session:
+        org = identity.create_organization(session, name)
+        system = identity.system_actor(org.id, "test")
+        for role in ("admin", "operator", "viewer"):
+            email = f"{role}@{name.lower().replace(' ', '-')}.test"
+            user = identity.add_user(
+                session, system, email=email, password="correct horse battery", role=role
+            )
+            member = identity.principal_for(session, user, org.id)
+            tokens[role] = identity.create_token(
+                session, Actor(member), name=f"{role} token"
+            ).secret
+            if role == "admin":
+                admin_actor = Actor(member)
+    return Tenant(org.id, tokens["admin"], tokens["operator"], tokens["viewer"], admin_actor)
+
+
+@pytest.fixture
+def tenant(db: Database) -> Tenant:
+    return make_tenant(db, "Acme Solar")
+
+
+@pytest.fixture
+def other_tenant(db: Database) -> Tenant:
+    return make_tenant(db, "Other Corp")
