@@ -8,10 +8,12 @@ from flask import Flask
 
 from outpost.audit import api as audit_api
 from outpost.db import Database
+from outpost.files import api as files_api
+from outpost.files.storage import open_blob_store
 from outpost.identity import api as identity_api
 from outpost.inventory import api as inventory_api
 from outpost.settings import Settings
-from outpost.web import auth, context, meta, problems, text_guard, views
+from outpost.web import auth, bodies, context, meta, problems, text_guard, views
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         context.Services(
             settings,
             database or Database.connect(settings.database_url, lock_scopes=settings.scope_locking),
+            open_blob_store(settings),
         ),
     )
+    bodies.init_app(app)
     problems.init_app(app)
     text_guard.init_app(app)
     auth.init_app(app)
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         identity_api.bp,
         inventory_api.bp,
         audit_api.bp,
+        files_api.bp,
         *views.blueprints(),
     ):
         app.register_blueprint(blueprint)

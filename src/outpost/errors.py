@@ -69,6 +69,16 @@ class PreconditionFailed(OutpostError):
         self.revision = revision
 
 
+def require_revision(current: int, expected: int, snapshot: dict[str, Any], label: str) -> None:
+    """Refuse a write made against a revision that is no longer the current one."""
+    if current != expected:
+        raise PreconditionFailed(
+            f"{label} has changed since you read it (now revision {current}).",
+            current=snapshot,
+            revision=current,
+        )
+
+
 class RuleViolation(OutpostError):
     """The proposed state breaks one or more rules; every violation is listed."""
 
@@ -84,6 +94,11 @@ class RuleViolation(OutpostError):
 class PayloadTooLarge(OutpostError):
     title = "Payload too large"
     type_slug = "payload-too-large"
+
+
+class QuotaExceeded(PayloadTooLarge):
+    title = "Storage quota exceeded"
+    type_slug = "quota-exceeded"
 
 
 class UnsupportedMediaType(OutpostError):

@@ -9,6 +9,26 @@ from pathlib import Path
 from typing import Self
 
 ENV_PREFIX = "OUTPOST_"
+GIB = 1024**3
+#: Content types a file may have unless ``OUTPOST_FILE_TYPES`` says otherwise: documents,
+#: images, text and archives. Executables and HTML are refused (see ``files/sniff.py``).
+DEFAULT_FILE_TYPES = frozenset(
+    {
+        "application/pdf",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/tiff",
+        "text/plain",
+        "text/csv",
+        "application/json",
+        "application/zip",
+        "application/gzip",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +42,20 @@ class Settings:
     session_idle_minutes: int = 60
     session_lifetime_hours: int = 12
     scope_locking: bool = True
+    file_store: str = "local"
+    files_dir: Path | None = None
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "outpost-files"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_server_side_encryption: str = ""
+    file_max_bytes: int = 5 * GIB
+    file_quota_bytes: int = 100 * GIB
+    file_retention_days: int = 30
+    file_types: frozenset[str] = DEFAULT_FILE_TYPES
+    link_max_hours: int = 7 * 24
+    embedded_worker: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Self:
@@ -30,17 +64,39 @@ class Settings:
         def get(name: str, default: str = "") -> str:
             return env.get(ENV_PREFIX + name, default)
 
+        def flag(name: str, default: str) -> bool:
+            return get(name, default).lower() in {"1", "true", "yes"}
+
         data_dir = Path(get("DATA_DIR", "var"))
+        file_types = get("FILE_TYPES")
         return cls(
             data_dir=data_dir,
             database_url=get("DATABASE_URL"),
             secret_key=get("SECRET_KEY"),
             environment=get("ENV", "development"),
-            cookie_secure=get("COOKIE_SECURE", "false").lower() in {"1", "true", "yes"},
+            cookie_secure=flag("COOKIE_SECURE", "false"),
             max_body_bytes=int(get("MAX_BODY_BYTES", str(8 * 1024 * 1024))),
             session_idle_minutes=int(get("SESSION_IDLE_MINUTES", "60")),
             session_lifetime_hours=int(get("SESSION_LIFETIME_HOURS", "12")),
             scope_locking=get("UNSAFE_SCOPE_LOCKING", "true").lower() not in {"0", "false", "no"},
+            file_store=get("FILE_STORE", "local"),
+            files_dir=Path(get("FILES_DIR")) if get("FILES_DIR") else None,
+            s3_endpoint_url=get("S3_ENDPOINT_URL"),
+            s3_region=get("S3_REGION", "us-east-1"),
+            s3_bucket=get("S3_BUCKET", "outpost-files"),
+            s3_access_key_id=get("S3_ACCESS_KEY_ID"),
+            s3_secret_access_key=get("S3_SECRET_ACCESS_KEY"),
+            s3_server_side_encryption=get("S3_SERVER_SIDE_ENCRYPTION"),
+            file_max_bytes=int(get("FILE_MAX_BYTES", str(5 * GIB))),
+            file_quota_bytes=int(get("FILE_QUOTA_BYTES", str(100 * GIB))),
+            file_retention_days=int(get("FILE_RETENTION_DAYS", "30")),
+            file_types=(
+                frozenset(t.strip() for t in file_types.split(",") if t.strip())
+                if file_types
+                else DEFAULT_FILE_TYPES
+            ),
+            link_max_hours=int(get("LINK_MAX_HOURS", str(7 * 24))),
+            embedded_worker=flag("EMBEDDED_WORKER", "true"),
         ).resolved()
 
     def resolved(self) -> Self:
@@ -48,6 +104,11 @@ class Settings:
         database_url = self.database_url or f"sqlite:///{(self.data_dir / 'outpost.db').resolve()}"
         secret_key = self.secret_key or _persisted_secret(self.data_dir)
         return replace(self, database_url=database_url, secret_key=secret_key)
+
+    @property
+    def files_path(self) -> Path:
+        """Where the local blob store keeps file contents (default ``data_dir/files``)."""
+        return self.files_dir or self.data_dir / "files"
 
     @property
     def is_production(self) -> bool:

@@ -15,12 +15,27 @@ class Permission(StrEnum):
     TOKEN_CREATE = "token.create"
     TOKEN_MANAGE = "token.manage"
     MEMBER_MANAGE = "member.manage"
+    FILES_READ = "files.read"
+    FILES_WRITE = "files.write"
+    FILES_SHARE = "files.share"
 
 
 _READ = frozenset(
-    {Permission.SITE_READ, Permission.ASSET_READ, Permission.AUDIT_READ, Permission.TOKEN_CREATE}
+    {
+        Permission.SITE_READ,
+        Permission.ASSET_READ,
+        Permission.AUDIT_READ,
+        Permission.TOKEN_CREATE,
+        Permission.FILES_READ,
+    }
 )
-_OPERATE = _READ | {Permission.SITE_WRITE, Permission.ASSET_WRITE, Permission.CONFIG_WRITE}
+_OPERATE = _READ | {
+    Permission.SITE_WRITE,
+    Permission.ASSET_WRITE,
+    Permission.CONFIG_WRITE,
+    Permission.FILES_WRITE,
+    Permission.FILES_SHARE,
+}
 
 ROLES: dict[str, frozenset[Permission]] = {
     "viewer": _READ,

@@ -128,6 +128,16 @@ def get_user_by_email(session: Session, email: str) -> User:
     return user
 
 
+def is_member(session: Session, org_id: str, user_id: str) -> bool:
+    """``user_id`` is an active member of ``org_id``."""
+    found = session.scalar(
+        select(Membership.id)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.org_id == org_id, User.id == user_id, User.is_active.is_(True))
+    )
+    return found is not None
+
+
 def principal_for(session: Session, user: User, org_id: str) -> Principal:
     """The user acting in ``org_id`` with their current role; NotFound if not a member."""
     role = session.scalar(

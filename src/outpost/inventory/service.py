@@ -15,7 +15,7 @@ from outpost import ids
 from outpost.audit import service as audit
 from outpost.audit.actions import Action
 from outpost.clock import utcnow
-from outpost.errors import Conflict, NotFound, PreconditionFailed, RuleViolation
+from outpost.errors import Conflict, NotFound, RuleViolation, require_revision
 from outpost.identity.authz import authorize
 from outpost.identity.principal import Actor, Principal
 from outpost.identity.roles import Permission
@@ -91,7 +91,7 @@ def update_site(
     """Merge-patch (or replace) a site; its assets' rules are checked against the new values."""
     authorize(actor.principal, Permission.SITE_WRITE)
     site = _locked_site(session, actor.org_id, site_id)
-    _require_revision(site.revision, if_revision, site.audit_snapshot(), f"Site {site.code}")
+    require_revision(site.revision, if_revision, site.audit_snapshot(), f"Site {site.code}")
     current = {k: v for k, v in site.audit_snapshot().items() if k in SiteFields.model_fields}
     merged = changes if replace_all else planner.merge_patch(current, changes)
     try:
@@ -121,7 +121,7 @@ def update_site(
 def delete_site(session: Session, actor: Actor, site_id: str, *, if_revision: int) -> None:
     authorize(actor.principal, Permission.SITE_WRITE)
     site = _locked_site(session, actor.org_id, site_id)
-    _require_revision(site.revision, if_revision, site.audit_snapshot(), f"Site {site.code}")
+    require_revision(site.revision, if_revision, site.audit_snapshot(), f"Site {site.code}")
     remaining = session.scalar(select(func.count()).where(Asset.site_id == site.id)) or 0
     if remaining:
         raise Conflict(
@@ -167,15 +167,6 @@ def _check_site_codes(
     ]
     if problems:
         raise RuleViolation(problems)
-
-
-def _require_revision(current: int, expected: int, snapshot: dict[str, Any], label: str) -> None:
-    if current != expected:
-        raise PreconditionFailed(
-            f"{label} has changed since you read it (now revision {current}).",
-            current=snapshot,
-            revision=current,
-        )
 
 
 # --- assets -----------------------------------------------------------------------------

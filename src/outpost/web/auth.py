@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from outpost.errors import BadRequest, Unauthenticated
 from outpost.identity import service as identity
 from outpost.web.context import SAFE_METHODS, after_session, request_session, services
+from outpost.web.text_guard import reject_unstorable_form
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ PUBLIC_ENDPOINTS = frozenset(
         "web.health",
         "web.api_docs",
         "api_meta.openapi",
+        "files_public.link",
+        "files_public.link_download",
+        "files_public.use_link",
+        "files_public.signed",
     }
 )
 
@@ -65,12 +70,12 @@ def authenticate() -> None:
     g.principal = None
     if request.endpoint in PUBLIC_ENDPOINTS:
         _optional_session()
-        return
-    if request.path.startswith("/api/"):
+    elif request.path.startswith("/api/"):
         _authenticate_token()
     else:
         _authenticate_session(required=True)
         check_csrf()
+    reject_unstorable_form()
 
 
 def _authenticate_token() -> None:

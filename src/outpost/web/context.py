@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from outpost.db import Database
 from outpost.errors import BadRequest, Unauthenticated
+from outpost.files.storage import BlobStore
 from outpost.identity.principal import Actor, Principal, RequestMeta
 from outpost.settings import Settings
 
@@ -22,6 +23,7 @@ REASON_MAX = 1000
 class Services:
     settings: Settings
     db: Database
+    blobs: BlobStore
 
 
 def init_app(app: Flask, services: Services) -> None:
@@ -85,6 +87,16 @@ def transaction() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+def release_request_session() -> None:
+    """End the request's transaction before a long transfer, so it holds no lock.
+
+    On SQLite an unsafe request's session holds the write lock from its first query.
+    """
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()
 
 
 def after_session(callback: Callable[[], None]) -> None:

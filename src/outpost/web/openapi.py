@@ -41,6 +41,8 @@ class ApiSpec:
     etag: bool = False
     if_match: bool = False
     content_types: tuple[str, ...] = ("application/json",)
+    request_body: dict[str, Any] | None = None  # a non-JSON body (file uploads), as OpenAPI
+    binary_response: bool = False  # the success response is the file's bytes
     extra_responses: dict[int, str] = field(default_factory=dict)
 
 
@@ -199,6 +201,8 @@ def _operation(
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     responses: dict[str, Any] = {}
     success: dict[str, Any] = {"description": "Success"}
+    if spec.binary_response:
+        success["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
     if spec.response is not None:
         success["content"] = {
             ct: {"schema": _ref(spec.response, schemas)} for ct in spec.content_types
@@ -237,4 +241,6 @@ def _operation(
             "required": True,
             "content": {ct: {"schema": _ref(spec.body, schemas)} for ct in JSON_TYPES},
         }
+    elif spec.request_body is not None:
+        operation["requestBody"] = {"required": True, "content": spec.request_body}
     return operation

@@ -16,6 +16,8 @@ from flask import Flask, request
 from outpost.errors import BadRequest
 from outpost.validation import Violation
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
 
 def _refuse_constant(name: str) -> Any:
     raise BadRequest(f"{name} is not a JSON number; send a finite number or null.")
@@ -75,16 +77,26 @@ def load_json(raw: bytes, what: str = "The request body") -> Any:
     return payload
 
 
+def _check(source: str, values: Any) -> None:
+    for key, value in values.items(multi=True):
+        reason = unstorable(key) or unstorable(value)
+        if reason:
+            raise BadRequest(f"The {source} parameter {key!r} {reason}.")
+
+
 def reject_unstorable_text() -> None:
-    """Before every request: the path, query string and form fields must be storable."""
+    """Before every request: the path and query string must be storable."""
     reason = unstorable(request.path)
     if reason:
         raise BadRequest(f"The URL path {reason}.")
-    for source, values in (("query", request.args), ("form", request.form)):
-        for key, value in values.items(multi=True):
-            reason = unstorable(key) or unstorable(value)
-            if reason:
-                raise BadRequest(f"The {source} parameter {key!r} {reason}.")
+    _check("query", request.args)
+
+
+def reject_unstorable_form() -> None:
+    """Form fields must be storable. Called once the request is authenticated, so a
+    large multipart body is never parsed for a caller who may not send it."""
+    if request.mimetype in FORM_TYPES:
+        _check("form", request.form)
 
 
 def init_app(app: Flask) -> None:

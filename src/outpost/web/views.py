@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, g, request
 
 from outpost.audit import views as audit_views
+from outpost.files import views as files_views
 from outpost.identity import views as identity_views
 from outpost.identity.authz import can
 from outpost.identity.roles import Permission
@@ -40,4 +41,4 @@ def _shared() -> dict[str, Any]:
 
 
 def blueprints() -> list[Blueprint]:
-    return [layout, inventory_views.bp, audit_views.bp, identity_views.bp]
+    return [layout, inventory_views.bp, audit_views.bp, identity_views.bp, files_views.public]

@@ -1,0 +1,1 @@
+"""The file pole: documents on object storage, with versions, shares and expiring links."""
