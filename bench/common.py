@@ -231,7 +231,10 @@ def free_port() -> int:
         return port
 
 
-def outpost_env(ctx: Context, url: str) -> dict[str, str]:
+def outpost_env(
+    ctx: Context, url: str, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The server's environment: this one, the bench database and data dir, then ``extra_env``."""
     data_dir = ctx.workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     return {
@@ -239,6 +242,7 @@ def outpost_env(ctx: Context, url: str) -> dict[str, str]:
         "OUTPOST_DATABASE_URL": url,
         "OUTPOST_DATA_DIR": str(data_dir),
         "OUTPOST_SECRET_KEY": "bench-secret-key",
+        **(extra_env or {}),
     }
 
 
@@ -264,15 +268,20 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(ctx: Context, url: str, name: str) -> Iterator[Server]:
-    """``outpost serve --workers 2 --threads 4`` on ``url``, and an admin API token."""
+def running_server(
+    ctx: Context, url: str, name: str, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """``outpost serve --workers 2 --threads 4`` on ``url``, and an admin API token.
+
+    ``extra_env`` is added to the server's environment (e.g. ``OUTPOST_FILE_STORE``).
+    """
     token = create_token(ctx, url)
     port = free_port()
     log_path = ctx.workdir / f"server-{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [OUTPOST, "serve", "--port", str(port), "--workers", "2", "--threads", "4"],
-            env=outpost_env(ctx, url),
+            env=outpost_env(ctx, url, extra_env),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

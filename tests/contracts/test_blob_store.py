@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from outpost.files.names import content_disposition
 from outpost.files.storage import CHUNK_BYTES, BlobMissing, BlobStore
-from outpost.files.storage.s3 import MULTIPART_THRESHOLD, S3BlobStore, content_disposition
+from outpost.files.storage.s3 import MULTIPART_THRESHOLD, S3BlobStore
 from support.s3 import s3_test_settings
 
 MIB = 1024 * 1024
@@ -299,16 +300,6 @@ def test_a_signed_url_needs_a_valid_key(s3_store: S3BlobStore) -> None:
             content_type="application/pdf",
             expires_in=timedelta(minutes=1),
         )
-
-
-def test_content_disposition_has_an_ascii_fallback_and_the_exact_name() -> None:
-    value = content_disposition("Résumé «final».pdf")
-
-    assert value == (
-        'attachment; filename="Resume final.pdf"; '
-        "filename*=UTF-8''R%C3%A9sum%C3%A9%20%C2%ABfinal%C2%BB.pdf"
-    )
-    assert value.isascii()
 
 
 # -- S3 specifics --------------------------------------------------------------------------

@@ -64,7 +64,10 @@ def wants_json() -> bool:
 def _domain_error(exc: errors.OutpostError) -> Response:
     status = next(code for cls, code in STATUS.items() if isinstance(exc, cls))
     if not wants_json():
-        return _html_error(status, exc.title, exc.detail)
+        page = _html_error(status, exc.title, exc.detail)
+        if isinstance(exc, errors.TooManyRequests):
+            page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
     extra: dict[str, Any] = {}
     if isinstance(exc, errors.PreconditionFailed):
         extra["current"] = exc.current

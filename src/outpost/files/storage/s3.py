@@ -15,16 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, BinaryIO, TypeAlias
-from urllib.parse import quote
+from typing import Any, TypeAlias
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from outpost.files.names import ascii_fallback
-from outpost.files.storage import CHUNK_BYTES, BlobMissing, check_key
+from outpost.files.names import content_disposition
+from outpost.files.storage import CHUNK_BYTES, BlobMissing, Readable, check_key
 from outpost.settings import Settings
 
 #: A boto3 S3 client (boto3 ships no type hints).
@@ -40,7 +39,10 @@ UPLOAD_CONCURRENCY = 4
 #: A signed URL is a bearer credential: keep it short-lived.
 SIGNED_URL_MAX = timedelta(minutes=5)
 
-_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
+#: Error codes for a missing object (``HeadObject`` has no body: only ``"404"``). A missing
+#: bucket is a misconfiguration, not a missing blob, and is not among them.
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_NO_BUCKET_CODES = frozenset({"404", "NoSuchBucket", "NotFound"})
 
 
 class S3BlobStore:
@@ -76,7 +78,7 @@ class S3BlobStore:
             self.client.head_bucket(Bucket=self.bucket)
             return
         except ClientError as exc:
-            if _error_code(exc) not in _MISSING_CODES:
+            if _error_code(exc) not in _NO_BUCKET_CODES:
                 raise
         region = self.client.meta.region_name
         arguments: dict[str, Any] = {"Bucket": self.bucket}
@@ -88,7 +90,12 @@ class S3BlobStore:
             if _error_code(exc) != "BucketAlreadyOwnedByYou":
                 raise
 
-    def put(self, key: str, data: BinaryIO, *, content_type: str) -> int:
+    def put(self, key: str, data: Readable, *, content_type: str) -> int:
+        """Stream ``data`` to ``key``; its ``read`` runs on a transfer-manager thread.
+
+        So ``data`` must not depend on thread-locals or context variables (Flask's
+        ``request`` proxy); an exception it raises is re-raised here unchanged.
+        """
         check_key(key)
         source = _FullReads(data)
         self.client.upload_fileobj(
@@ -160,12 +167,6 @@ class S3BlobStore:
         return url
 
 
-def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII ``filename`` and the exact UTF-8 ``filename*`` (RFC 6266)."""
-    fallback = ascii_fallback(filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
 def _credentials(settings: Settings) -> dict[str, str]:
     """Explicit keys when both are set; none lets boto3 use its default chain (env, IAM role)."""
     key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
@@ -204,7 +205,7 @@ class _FullReads:
     Only ``read`` is exposed, so the manager never tries to seek. Counts the bytes.
     """
 
-    def __init__(self, data: BinaryIO) -> None:
+    def __init__(self, data: Readable) -> None:
         self._data = data
         self.size = 0
 
