@@ -62,6 +62,8 @@ class Result:
             text = f"{self.measured:.3f} s"
         elif self.unit == "x":
             text = f"{self.measured:,.0f}x"
+        elif self.unit == "ratio":
+            text = f"{self.measured:.2f}"
         elif self.unit == "exit":
             text = f"exit {int(self.measured)}"
         else:
@@ -231,9 +233,7 @@ def free_port() -> int:
         return port
 
 
-def outpost_env(
-    ctx: Context, url: str, extra_env: dict[str, str] | None = None
-) -> dict[str, str]:
+def outpost_env(ctx: Context, url: str, extra_env: dict[str, str] | None = None) -> dict[str, str]:
     """The server's environment: this one, the bench database and data dir, then ``extra_env``."""
     data_dir = ctx.workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,25 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     run(host=host, port=port, workers=workers, threads=threads)
 
 
+@main.command()
+@click.option("--interval", default=3600, show_default=True, type=click.IntRange(1, 86400))
+@click.option("--once", is_flag=True, help="Run every job once and exit.")
+def worker(interval: int, once: bool) -> None:
+    """Run the background jobs (purging deleted files after their retention period)."""
+    import logging
+
+    from outpost import jobs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings()
+    with _database() as database:
+        if once:
+            for name, count in jobs.run_once(settings, database).items():
+                click.echo(f"{name}: {count}")
+            return
+        jobs.run_forever(settings, database, interval_s=interval)
+
+
 @main.group()
 def db() -> None:
     """Database schema."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from outpost.app import create_app
+from outpost.settings import Settings
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
@@ -22,9 +25,25 @@ class _Server(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
+def _start_worker(arbiter: Any) -> None:
+    """Embedded default: ``serve`` runs the background jobs in a child ``outpost worker``."""
+    arbiter.outpost_worker = subprocess.Popen([sys.executable, "-m", "outpost", "worker"])
+
+
+def _stop_worker(arbiter: Any) -> None:
+    worker: subprocess.Popen[bytes] | None = getattr(arbiter, "outpost_worker", None)
+    if worker is not None:
+        worker.terminate()
+        worker.wait(timeout=10)
+
+
 def run(*, host: str, port: int, workers: int, threads: int) -> None:
+    hooks: dict[str, Any] = {}
+    if Settings.from_env().embedded_worker:
+        hooks = {"when_ready": _start_worker, "on_exit": _stop_worker}
     _Server(
         {
+            **hooks,
             "bind": f"{host}:{port}",
             "workers": workers,
             "threads": threads,

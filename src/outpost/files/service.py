@@ -451,7 +451,8 @@ def purge_deleted(
 
     Rows go first, in one transaction per batch with their audit events; blobs are
     removed after the commit, so a crash can leave an unreferenced blob, never a
-    version whose content is gone. Returns the number of files purged.
+    version whose content is gone. Rows another worker holds are skipped, so several
+    workers may run this at once. Returns the number of files purged.
     """
     cutoff = (now or utcnow()) - retention
     purged = 0
@@ -463,7 +464,7 @@ def purge_deleted(
                     .where(File.deleted_at.is_not(None), File.deleted_at < cutoff)
                     .order_by(File.org_id, File.id)
                     .limit(200)
-                    .with_for_update()
+                    .with_for_update(skip_locked=True)
                 )
             )
             if not batch:

@@ -1,0 +1,49 @@
+"""Background jobs, run by ``outpost worker`` (and, in the embedded default, by ``serve``).
+
+A job is a named function of the settings, the database and the blob store that
+returns how many things it did. Each is safe to run in several workers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from outpost.db import Database
+from outpost.files import service as files
+from outpost.files.storage import BlobStore, open_blob_store
+from outpost.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[Settings, Database, BlobStore], int]
+
+
+def purge_deleted_files(settings: Settings, db: Database, blobs: BlobStore) -> int:
+    return files.purge_deleted(db, blobs, retention=timedelta(days=settings.file_retention_days))
+
+
+JOBS: dict[str, Job] = {"files.purge": purge_deleted_files}
+
+
+def run_once(settings: Settings, db: Database) -> dict[str, int]:
+    """Run every job once; a failing job is logged and does not stop the others."""
+    blobs = open_blob_store(settings)
+    done: dict[str, int] = {}
+    for name, job in JOBS.items():
+        try:
+            done[name] = job(settings, db, blobs)
+        except Exception:
+            log.exception("job %s failed", name)
+            done[name] = -1
+    return done
+
+
+def run_forever(settings: Settings, db: Database, *, interval_s: float) -> None:
+    while True:
+        for name, count in run_once(settings, db).items():
+            if count:
+                log.info("job %s: %d done", name, count)
+        time.sleep(interval_s)
