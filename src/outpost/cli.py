@@ -64,7 +64,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 @main.command()
 @click.option("--interval", default=3600, show_default=True, type=click.IntRange(1, 86400))
 @click.option("--once", is_flag=True, help="Run every job once and exit.")
-def worker(interval: int, once: bool) -> None:
+@click.option("--parent-pid", type=int, hidden=True, help="Exit when this process is gone.")
+def worker(interval: int, once: bool, parent_pid: int | None) -> None:
     """Run the background jobs (purging deleted files after their retention period)."""
     import logging
 
@@ -77,7 +78,7 @@ def worker(interval: int, once: bool) -> None:
             for name, count in jobs.run_once(settings, database).items():
                 click.echo(f"{name}: {count}")
             return
-        jobs.run_forever(settings, database, interval_s=interval)
+        jobs.run_forever(settings, database, interval_s=interval, parent_pid=parent_pid)
 
 
 @main.group()

@@ -7,6 +7,7 @@ returns how many things it did. Each is safe to run in several workers at once.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -41,9 +42,16 @@ def run_once(settings: Settings, db: Database) -> dict[str, int]:
     return done
 
 
-def run_forever(settings: Settings, db: Database, *, interval_s: float) -> None:
+def run_forever(
+    settings: Settings, db: Database, *, interval_s: float, parent_pid: int | None = None
+) -> None:
+    """Run the jobs every ``interval_s``; with ``parent_pid``, stop once that process is gone."""
     while True:
         for name, count in run_once(settings, db).items():
             if count:
                 log.info("job %s: %d done", name, count)
-        time.sleep(interval_s)
+        deadline = time.monotonic() + interval_s
+        while time.monotonic() < deadline:
+            if parent_pid is not None and os.getppid() != parent_pid:
+                return
+            time.sleep(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -27,7 +28,8 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
 def _start_worker(arbiter: Any) -> None:
     """Embedded default: ``serve`` runs the background jobs in a child ``outpost worker``."""
-    arbiter.outpost_worker = subprocess.Popen([sys.executable, "-m", "outpost", "worker"])
+    command = [sys.executable, "-m", "outpost", "worker", "--parent-pid", str(os.getpid())]
+    arbiter.outpost_worker = subprocess.Popen(command)  # noqa: S603 (our own interpreter)
 
 
 def _stop_worker(arbiter: Any) -> None:

@@ -92,6 +92,7 @@ def running_server(
         "OUTPOST_DATA_DIR": str(data_dir),
         "OUTPOST_SECRET_KEY": "test",
         "OUTPOST_UNSAFE_SCOPE_LOCKING": "true" if scope_locking else "false",
+        "OUTPOST_EMBEDDED_WORKER": "false",
         **(extra_env or {}),
     }
     command = [
