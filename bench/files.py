@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -196,42 +196,82 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def status_kb(pid: int, field_name: str) -> int:
-    """A ``kB`` field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``); 0 if it is gone."""
+def _cmdline(pid: int) -> bytes:
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def gunicorn_processes(master: int) -> tuple[list[int], list[int]]:
+    """The gunicorn master and its workers (forked: the same command line), and the rest
+    of the tree (the embedded ``outpost worker`` that runs background jobs)."""
+    command = _cmdline(master)
+    gunicorn, others = [master], []
+    for pid in process_tree(master)[1:]:
+        (gunicorn if _cmdline(pid) == command else others).append(pid)
+    return gunicorn, others
+
+
+def kb_field(path: str, name: str) -> int:
+    """A ``kB`` field of a ``/proc`` file (``VmRSS``, ``VmHWM``, ``Pss``); 0 if it is gone."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name + ":"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
 
 
-def rss_mb(pids: list[int]) -> float:
-    return sum(status_kb(pid, "VmRSS") for pid in pids) * 1024 / MB
+def rss_mb(pid: int) -> float:
+    return kb_field(f"/proc/{pid}/status", "VmRSS") * 1024 / MB
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: pages shared after fork count once across the processes."""
+    return kb_field(f"/proc/{pid}/smaps_rollup", "Pss") * 1024 / MB
+
+
+def hwm_mb(pid: int) -> float:
+    return kb_field(f"/proc/{pid}/status", "VmHWM") * 1024 / MB
 
 
 @dataclass
+class Memory:
+    """Peaks seen by ``RssPeak``, in MB."""
+
+    rss: float = 0.0  # gunicorn master + workers, summed
+    pss: float = 0.0  # the same, proportional
+    worker: float = 0.0  # the largest RSS of one gunicorn worker
+    jobs: float = 0.0  # the embedded background-jobs process
+
+    def merge(self, other: Memory) -> Memory:
+        return Memory(*(max(a, b) for a, b in zip(self.astuple(), other.astuple(), strict=True)))
+
+    def astuple(self) -> tuple[float, float, float, float]:
+        return self.rss, self.pss, self.worker, self.jobs
+
+
 class RssPeak:
-    """Sample the RSS of a process tree every 50 ms while the ``with`` block runs."""
+    """Sample the server's memory every 50 ms while the ``with`` block runs."""
 
-    pid: int
-    total_mb: float = 0.0
-    by_pid_mb: dict[int, float] = field(default_factory=dict)
-    samples: int = 0
-
-    def __post_init__(self) -> None:
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.peak = Memory()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _sample(self) -> None:
-        total = 0.0
-        for pid in process_tree(self.pid):
-            mb = status_kb(pid, "VmRSS") * 1024 / MB
-            total += mb
-            self.by_pid_mb[pid] = max(self.by_pid_mb.get(pid, 0.0), mb)
-        self.total_mb = max(self.total_mb, total)
-        self.samples += 1
+        gunicorn, others = gunicorn_processes(self.master)
+        rss = {pid: rss_mb(pid) for pid in gunicorn}
+        now = Memory(
+            rss=sum(rss.values()),
+            pss=sum(pss_mb(pid) for pid in gunicorn),
+            worker=max((mb for pid, mb in rss.items() if pid != self.master), default=0.0),
+            jobs=sum(rss_mb(pid) for pid in others),
+        )
+        self.peak = self.peak.merge(now)
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_EVERY_S):
@@ -246,10 +286,6 @@ class RssPeak:
         self._stop.set()
         self._thread.join()
         self._sample()
-
-    def worker_mb(self) -> float:
-        """The largest peak of one worker (the master excluded)."""
-        return max((mb for pid, mb in self.by_pid_mb.items() if pid != self.pid), default=0.0)
 
 
 # --- transfers through the server -----------------------------------------------------------
@@ -304,60 +340,60 @@ def download(server: Server, file_id: str, payload: Payload) -> float:
     return timer.seconds
 
 
+def memory_results(label: str, up: Memory, down: Memory, *, target: bool) -> list[Result]:
+    """The server's peaks while uploading and while downloading ``label``."""
+    out: list[Result] = []
+    for verb, peak in (("upload", up), ("download", down)):
+        figure = f"{label}: server peak RSS, {verb} (master + workers)"
+        if target:
+            out.append(at_most(NAME, figure, peak.rss, RSS_LIMIT_MB, "MB"))
+        else:
+            out.append(info(NAME, figure, peak.rss, "MB"))
+    both = up.merge(down)
+    return [
+        *out,
+        info(NAME, f"{label}: server peak PSS, either way (master + workers)", both.pss, "MB"),
+        info(NAME, f"{label}: busiest worker peak RSS, either way", both.worker, "MB"),
+    ]
+
+
 def run_local(ctx: Context, url: str, site_id: str, sizes: Sizes) -> list[Result]:
     results: list[Result] = []
     peaks: list[float] = []
     with running_server(ctx, url, "files-local") as server:
-        pid = server.process.pid
-        time.sleep(1)  # let the workers settle after boot
-        idle = rss_mb(process_tree(pid))
-        results.append(info(NAME, "server RSS idle, master + 2 workers", idle, "MB"))
+        master = server.process.pid
+        time.sleep(2)  # let the workers and the jobs process settle after boot
+        with RssPeak(master) as idle:
+            time.sleep(0.5)
+        results += [
+            info(NAME, "server RSS idle (master + 2 workers)", idle.peak.rss, "MB"),
+            info(NAME, "server PSS idle (master + 2 workers)", idle.peak.pss, "MB"),
+        ]
+        jobs = idle.peak.jobs
         for number, size in enumerate(sizes.local):
-            label = size_label(size)
+            label = f"local {size_label(size)}"
             payload = Payload(size, seed=number)
-            ctx.log(f"local: uploading and downloading {label}")
-            with RssPeak(pid) as up:
+            ctx.log(f"{label}: upload, then download")
+            with RssPeak(master) as up:
                 file_id, up_s = upload(server, site_id, f"local-{number}.pdf", payload)
-            with RssPeak(pid) as down:
+            with RssPeak(master) as down:
                 down_s = download(server, file_id, payload)
             results += [
-                info(NAME, f"local {label}: upload", mb_per_s(size, up_s), "MB/s"),
-                info(
-                    NAME,
-                    f"local {label}: download (sha256 checked)",
-                    mb_per_s(size, down_s),
-                    "MB/s",
-                ),
-                at_most(
-                    NAME, f"local {label}: server peak RSS, upload", up.total_mb, RSS_LIMIT_MB, "MB"
-                ),
-                at_most(
-                    NAME,
-                    f"local {label}: server peak RSS, download",
-                    down.total_mb,
-                    RSS_LIMIT_MB,
-                    "MB",
-                ),
-                info(
-                    NAME,
-                    f"local {label}: busiest worker peak RSS",
-                    max(up.worker_mb(), down.worker_mb()),
-                    "MB",
-                ),
+                info(NAME, f"{label}: upload", mb_per_s(size, up_s), "MB/s"),
+                info(NAME, f"{label}: download (sha256 checked)", mb_per_s(size, down_s), "MB/s"),
+                *memory_results(label, up.peak, down.peak, target=True),
             ]
-            peaks.append(max(up.total_mb, down.total_mb))
-        workers = [p for p in process_tree(pid) if p != pid]
-        hwm = max((status_kb(p, "VmHWM") for p in workers), default=0) * 1024 / MB
-    results += [
-        info(NAME, "worker VmHWM after all local transfers (largest)", hwm, "MB"),
-        info(
-            NAME,
-            f"peak RSS growth {size_label(sizes.local[0])} -> {size_label(sizes.local[-1])}",
-            peaks[-1] - peaks[0],
-            "MB",
-        ),
+            peaks.append(max(up.peak.rss, down.peak.rss))
+            jobs = max(jobs, up.peak.jobs, down.peak.jobs)
+        gunicorn, _ = gunicorn_processes(master)
+        hwm = max(hwm_mb(pid) for pid in gunicorn[1:])
+    first, last = size_label(sizes.local[0]), size_label(sizes.local[-1])
+    return [
+        *results,
+        info(NAME, f"server peak RSS growth, local {first} -> {last}", peaks[-1] - peaks[0], "MB"),
+        info(NAME, "largest worker VmHWM after the local transfers", hwm, "MB"),
+        info(NAME, "background-jobs process peak RSS (not counted above)", jobs, "MB"),
     ]
-    return results
 
 
 # --- S3: through the server vs boto3 directly ------------------------------------------------
@@ -393,26 +429,30 @@ def run_s3(ctx: Context, url: str, site_id: str, sizes: Sizes) -> list[Result]:
             "OUTPOST_S3_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
         }
         with running_server(ctx, url, "files-s3", env) as server:
-            pid = server.process.pid
-            with RssPeak(pid) as peak:
-                for round_ in range(sizes.s3_rounds):
-                    ctx.log(f"s3: round {round_ + 1} of {sizes.s3_rounds}, {label} each way")
-                    key = f"direct/{round_}"
-                    with Timer() as timer:
-                        direct.upload_fileobj(
-                            payload.reader(), settings.s3_bucket, key, Config=DIRECT_TRANSFER
-                        )
-                    keep("direct up", timer.seconds)
+            master = server.process.pid
+            up, down = Memory(), Memory()
+            for round_ in range(sizes.s3_rounds):
+                ctx.log(f"s3: round {round_ + 1} of {sizes.s3_rounds}, {label} each way")
+                key = f"direct/{round_}"
+                with Timer() as timer:
+                    direct.upload_fileobj(
+                        payload.reader(), settings.s3_bucket, key, Config=DIRECT_TRANSFER
+                    )
+                keep("direct up", timer.seconds)
+                with RssPeak(master) as sampled:
                     file_id, seconds = upload(server, site_id, "s3.pdf", payload)
-                    keep("server up", seconds)
-                    with Timer() as timer:
-                        body = direct.get_object(Bucket=settings.s3_bucket, Key=key)["Body"]
-                        digest, got = _drain(body)
-                    if (digest, got) != (payload.sha256, payload.size):
-                        raise RuntimeError(f"direct get_object: {got} bytes, sha256 {digest}")
-                    keep("direct down", timer.seconds)
+                keep("server up", seconds)
+                up = up.merge(sampled.peak)
+                with Timer() as timer:
+                    body = direct.get_object(Bucket=settings.s3_bucket, Key=key)["Body"]
+                    digest, got = _drain(body)
+                if (digest, got) != (payload.sha256, payload.size):
+                    raise RuntimeError(f"direct get_object: {got} bytes, sha256 {digest}")
+                keep("direct down", timer.seconds)
+                with RssPeak(master) as sampled:
                     keep("server down", download(server, file_id, payload))
-                    direct.delete_object(Bucket=settings.s3_bucket, Key=key)
+                down = down.merge(sampled.peak)
+                direct.delete_object(Bucket=settings.s3_bucket, Key=key)
     results: list[Result] = []
     for way, verb in (("up", "upload"), ("down", "download")):
         via, raw = best[f"server {way}"], best[f"direct {way}"]
@@ -429,8 +469,7 @@ def run_s3(ctx: Context, url: str, site_id: str, sizes: Sizes) -> list[Result]:
                 ratio >= RATIO_TARGET,
             ),
         ]
-    results.append(info(NAME, f"S3 {label}: server peak RSS over all rounds", peak.total_mb, "MB"))
-    return results
+    return [*results, *memory_results(f"S3 {label}", up, down, target=False)]
 
 
 def _drain(body: Any) -> tuple[str, int]:

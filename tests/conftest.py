@@ -20,6 +20,7 @@ from outpost.identity.principal import Actor
 from outpost.migrate import upgrade
 from outpost.models import metadata
 from outpost.settings import Settings
+from support.s3 import running_s3_server
 
 POSTGRES_URL = os.environ.get("OUTPOST_TEST_POSTGRES_URL")
 
@@ -53,6 +54,13 @@ def db(database: Database) -> Iterator[Database]:
         for table in reversed(metadata.sorted_tables):
             session.execute(table.delete())
     yield database
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server on loopback, started once per session."""
+    with running_s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -14,13 +14,7 @@ import pytest
 from outpost.files.storage import BlobStore
 from outpost.files.storage.local import LocalBlobStore
 from outpost.files.storage.s3 import S3BlobStore
-from support.s3 import running_s3_server, s3_test_settings
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    with running_s3_server() as endpoint:
-        yield endpoint
+from support.s3 import s3_test_settings
 
 
 @pytest.fixture
