@@ -207,7 +207,8 @@ def gunicorn_processes(master: int) -> tuple[list[int], list[int]]:
     """The gunicorn master and its workers (forked: the same command line), and the rest
     of the tree (the embedded ``outpost worker`` that runs background jobs)."""
     command = _cmdline(master)
-    gunicorn, others = [master], []
+    gunicorn: list[int] = [master]
+    others: list[int] = []
     for pid in process_tree(master)[1:]:
         (gunicorn if _cmdline(pid) == command else others).append(pid)
     return gunicorn, others
