@@ -115,7 +115,7 @@ def test_csv_import_dry_run_then_apply(cli_env, client, tenant, tmp_path):
 
 def test_demo_seed_is_valid_and_idempotent(cli_env, db):
     r = run(cli_env, "demo", "--sites", "3")
-    assert r.exit_code == 0 and "seeded 3 sites and 150 assets" in r.output
+    assert r.exit_code == 0 and "seeded 3 sites, 150 assets, 3 files" in r.output
     assert "already exists" in run(cli_env, "demo", "--sites", "3").output
 
 

@@ -100,11 +100,18 @@ def db_upgrade() -> None:
 def demo(sites: int) -> None:
     """Seed the demo fleet (once; does nothing if it exists)."""
     from outpost import demo as demo_fleet
+    from outpost.demo_files import seed_demo_files
+    from outpost.files.storage import open_blob_store
 
-    with _unit_of_work() as session:
-        result = demo_fleet.seed_demo(session, sites=sites)
+    settings = _settings()
+    with _database() as database:
+        with database.unit_of_work() as session:
+            result = demo_fleet.seed_demo(session, sites=sites)
+        if result.created:
+            blobs = open_blob_store(settings)
+            documents = seed_demo_files(database, blobs, settings, result.org_id)
     if result.created:
-        click.echo(f"seeded {result.sites} sites and {result.assets} assets")
+        click.echo(f"seeded {result.sites} sites, {result.assets} assets, {documents} files")
     else:
         click.echo("the demo fleet already exists")
 
