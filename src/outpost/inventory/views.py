@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from outpost.audit import queries as audit_queries
 from outpost.audit.schemas import AuditFilter
 from outpost.errors import BadRequest, Conflict, PreconditionFailed, RuleViolation
+from outpost.files import views as files_views
 from outpost.identity.principal import Principal
 from outpost.inventory import importer, queries, service
 from outpost.inventory.catalogue import CATALOGUE, AssetType
@@ -117,10 +118,12 @@ def _render_site(
         who = principal()
         site: Site = service.get_site(session, who, site_id)
         tree = _tree(queries.site_tree(session, who, site.id))
+        files = files_views.browser(session, who, request.args, site_id=site.id)
         html = render_template(
             "inventory/site_detail.html",
             site=site,
             tree=tree,
+            files=files,
             types=CATALOGUE,
             values=values if values is not None else forms.site_values(site.audit_snapshot()),
             errors=errors,
@@ -203,6 +206,7 @@ def _render_asset(asset_id: str, state: AssetForm | None = None, status: int = 2
             HistoryRow(e, forms.changes(e["before"], e["after"]))
             for e in map(audit_queries.event_dict, events)
         ]
+        files = files_views.browser(session, who, request.args, asset_id=asset.id)
         _, fields = _schema(asset)
         values = state.values
         if values is None:
@@ -221,6 +225,7 @@ def _render_asset(asset_id: str, state: AssetForm | None = None, status: int = 2
             parent=parent,
             children=children,
             history=history,
+            files=files,
             fields=fields,
             values=values,
             form=state,

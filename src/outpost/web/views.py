@@ -21,6 +21,13 @@ NOTICES = {
     "asset-deleted": "The asset was deleted.",
     "token-revoked": "The token was revoked.",
     "changeset-applied": "The change set was applied.",
+    "file-uploaded": "The file was uploaded.",
+    "file-saved": "The file was saved.",
+    "file-deleted": "The file was moved to the trash.",
+    "file-restored": "The file was restored.",
+    "share-created": "The file was shared.",
+    "share-revoked": "The share was revoked.",
+    "link-revoked": "The link was revoked.",
 }
 
 layout = Blueprint("layout", __name__)
@@ -41,4 +48,11 @@ def _shared() -> dict[str, Any]:
 
 
 def blueprints() -> list[Blueprint]:
-    return [layout, inventory_views.bp, audit_views.bp, identity_views.bp, files_views.public]
+    return [
+        layout,
+        inventory_views.bp,
+        audit_views.bp,
+        identity_views.bp,
+        files_views.bp,
+        files_views.public,
+    ]

@@ -1,0 +1,222 @@
+"""The file UI in a real browser: the real server, Debian's Chromium, driven by Playwright.
+
+Log in, open a site, upload an image through the upload script (progress bar, then a
+reload that lists it), drop a second file on the form, open the image's page and see
+its preview, open and close the share dialog. Set ``OUTPOST_SCREENSHOTS=<dir>`` to keep
+a screenshot of each step.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STARTUP_TIMEOUT_S = 30.0
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright module is missing (pip install playwright)"
+)
+
+#: Records, across the reload, that an upload progress bar reached 100.
+WATCH_PROGRESS = """() => {
+  sessionStorage.removeItem("progress-done");
+  new MutationObserver(() => {
+    for (const bar of document.querySelectorAll(".upload-list progress")) {
+      if (bar.value >= 100) sessionStorage.setItem("progress-done", bar.max + ":" + bar.value);
+    }
+  }).observe(document.body, { subtree: true, attributes: true, childList: true });
+}"""
+
+#: Drops a small text file on the upload form, as a drag from the desktop would.
+DROP_FILE = """(form) => {
+  const transfer = new DataTransfer();
+  transfer.items.add(new File(["dropped line\\n"], "dropped.txt", { type: "text/plain" }));
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    const init = { bubbles: true, cancelable: true, dataTransfer: transfer };
+    form.dispatchEvent(new DragEvent(type, init));
+  }
+}"""
+
+
+def tiny_png(width: int = 2, height: int = 1) -> bytes:
+    """A real PNG the browser can decode (the shared PNG sample is only a signature)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + b"\x1f\x6f\xeb" * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"outpost serve exited early:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"outpost serve did not become healthy:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path, db: object) -> Iterator[str]:
+    port = _free_port()
+    log = tmp_path / "server.log"
+    env = {
+        **os.environ,
+        "OUTPOST_DATABASE_URL": database_url,
+        "OUTPOST_DATA_DIR": str(tmp_path),
+        "OUTPOST_SECRET_KEY": "browser-test-secret",
+    }
+    command = [
+        str(Path(sys.executable).with_name("outpost")),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--threads",
+        "4",
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base_url, process, log)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_upload_preview_and_share_dialog_in_a_browser(
+    server: str, fleet: Any, tmp_path: Path
+) -> None:
+    shots = os.environ.get("OUTPOST_SCREENSHOTS")
+
+    def shoot(page: Any, name: str) -> None:
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(shots) / f"files-{name}.png"), full_page=True)
+
+    image = tmp_path / "panel.png"
+    image.write_bytes(tiny_png())
+
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(m.text)
+                    if m.type == "error" and not m.text.startswith("Failed to load resource")
+                    else None
+                ),
+            )
+
+            page.goto(f"{server}/login")
+            page.fill("#email", "admin@acme-solar.test")
+            page.fill("#password", "correct horse battery")
+            page.click("button:has-text('Log in')")
+            page.wait_for_selector("h1:has-text('Fleet')")
+            page.click("a:has-text('Plant P1')")
+            page.wait_for_selector("h2:has-text('Files')")
+            assert page.is_visible(".drop-hint")  # the script enhanced the form
+            assert page.get_attribute("#upload-file", "multiple") is not None
+
+            # chosen with the file input: the script sends it, not the plain form
+            page.evaluate(WATCH_PROGRESS)
+            page.set_input_files("#upload-file", str(image))
+            page.fill("#upload-description", "Roof panel")
+            with (
+                page.expect_response(lambda r: r.url.endswith("/files/upload")) as sent,
+                page.expect_navigation(url="**notice=file-uploaded**"),
+            ):
+                page.click("form[data-upload] button[type=submit]")
+            assert sent.value.status == 201
+            assert sent.value.request.headers["accept"] == "application/json"
+            assert page.evaluate("sessionStorage.getItem('progress-done')") == "100:100"
+            page.wait_for_selector("text=The file was uploaded.")
+            assert "panel.png" in page.inner_text("table.files")
+            assert "Roof panel" in page.inner_text("table.files")
+            shoot(page, "uploaded")
+
+            # dropped on the form
+            form = page.query_selector("form[data-upload]")
+            with page.expect_navigation(url="**notice=file-uploaded**"):
+                page.evaluate(DROP_FILE, form)
+            listed = page.inner_text("table.files")
+            assert "dropped.txt" in listed and "panel.png" in listed
+
+            # the image's page: its preview is the real image, served inline
+            page.click("table.files a:has-text('panel.png')")
+            page.wait_for_selector("h2:has-text('Versions')")
+            preview = page.wait_for_selector("img.preview-image")
+            page.wait_for_function(
+                "() => document.querySelector('img.preview-image').complete"
+                " && document.querySelector('img.preview-image').naturalWidth > 0"
+            )
+            assert preview.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [2, 1]
+            assert not page.is_visible("#share-dialog")
+
+            # the share dialog opens in place (no ?share=1 navigation) and closes
+            before = page.url
+            page.click("a:has-text('Share…')")
+            page.wait_for_selector("#share-dialog", state="visible")
+            assert page.evaluate("document.querySelector('#share-dialog').matches(':modal')")
+            assert page.url == before
+            assert page.is_visible("#share-dialog button:has-text('Create link')")
+            shoot(page, "share-dialog")
+            page.click("#share-dialog [data-close-dialog]")
+            page.wait_for_selector("#share-dialog", state="hidden")
+            assert page.url == before
+            assert not problems, problems  # no CSP violations or script errors
+        finally:
+            browser.close()
