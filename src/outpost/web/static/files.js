@@ -28,15 +28,30 @@
     return (xhr.getResponseHeader("Content-Type") || "").indexOf("application/json") === 0;
   }
 
-  function reloadWithNotice() {
+  function noticeUrl() {
     var url = new URL(window.location.href);
     url.searchParams.set("notice", "file-uploaded");
     url.hash = "";
-    if (url.href === window.location.href) {
+    return url.href;
+  }
+
+  function reloadWithNotice() {
+    var href = noticeUrl();
+    if (href === window.location.href) {
       window.location.reload();
     } else {
-      window.location.assign(url.href);
+      window.location.assign(href);
     }
+  }
+
+  function offerReload(list) {
+    var item = document.createElement("li");
+    item.className = "upload-more";
+    var link = document.createElement("a");
+    link.href = noticeUrl();
+    link.textContent = "Show the files that were uploaded";
+    item.appendChild(link);
+    list.appendChild(item);
   }
 
   function row(list, file) {
@@ -112,9 +127,12 @@
         form.classList.remove("is-uploading");
         if (failed === 0) {
           window.setTimeout(reloadWithNotice, RELOAD_DELAY_MS);
-        } else {
-          button.disabled = false;
+          return;
         }
+        if (failed < files.length) {
+          offerReload(list);
+        }
+        button.disabled = false;
       });
     });
   }
