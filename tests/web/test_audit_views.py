@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from conftest import post_form
+from support.web import post_form
 
 
 def test_audit_lists_events_with_changes(admin, fleet):

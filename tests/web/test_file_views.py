@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask.testing import FlaskClient
 
-from conftest import SmallFleet, post_form
 from outpost.clock import utcnow
 from support.files import PDF, PNG, created, put_file
+from support.web import SmallFleet, post_form
 
 TEXT = b"line one\nline two\n"
 

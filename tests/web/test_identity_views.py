@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import post_form
+from support.web import post_form
 
 
 def test_tokens_page_lists_own_tokens(viewer, tenant):

@@ -6,7 +6,7 @@ import io
 import json
 import re
 
-from conftest import build_small_fleet, post_form
+from support.web import build_small_fleet, post_form
 
 
 def text(response) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import csrf, log_in, post_form
+from support.web import csrf, log_in, post_form
 
 
 def test_anonymous_page_redirects_to_login_with_next(client, tenant):

@@ -28,9 +28,9 @@ from outpost.files.schemas import (
     VersionOut,
 )
 from outpost.files.storage import Readable
-from outpost.web import downloads
+from outpost.web import transfers
 from outpost.web.bodies import large_body
-from outpost.web.context import actor, principal, release_request_session, services, transaction
+from outpost.web.context import actor, principal, services, transaction
 from outpost.web.forms import parse, split_tags
 from outpost.web.openapi import endpoint, if_match_revision
 from outpost.web.pages import Paged, paged
@@ -74,20 +74,8 @@ def with_etag(body: dict[str, Any], revision: int, status: int = 200) -> Respons
     return response
 
 
-def _store(upload: FileUpload, body: Readable, declared_size: int | None) -> Response:
-    """Stream ``body`` into the store, outside the request's transaction."""
-    who = actor()
-    release_request_session()
-    found = services()
-    uploaded = service.upload_file(
-        found.db,
-        found.blobs,
-        who,
-        upload,
-        body,
-        declared_size=declared_size,
-        limits=service.FileLimits.from_settings(found.settings),
-    )
+def _stored(upload: FileUpload, body: Readable, declared_size: int | None) -> Response:
+    uploaded = transfers.receive_upload(upload, body, declared_size)
     response = with_etag(
         file_out(uploaded.file), uploaded.file.revision, 201 if uploaded.created else 200
     )
@@ -124,7 +112,7 @@ def upload_form() -> Response:
     fields = {k: v for k, v in request.form.items() if k != "tags" and v.strip()}
     fields.setdefault("name", part.filename or "")
     fields["tags"] = split_tags(request.form.get("tags", ""))  # type: ignore[assignment]
-    return _store(parse(FileUpload, fields), part.stream, None)
+    return _stored(parse(FileUpload, fields), part.stream, None)
 
 
 @bp.put("/files")
@@ -140,7 +128,7 @@ def upload_form() -> Response:
     extra_responses=UPLOAD_ERRORS,
 )
 def upload_raw(query: FileUpload) -> Response:
-    return _store(query, request.stream, request.content_length)
+    return _stored(query, request.stream, request.content_length)
 
 
 @bp.get("/files/folders")
@@ -231,18 +219,7 @@ def list_versions(file_id: str) -> Response:
     extra_responses={416: "Range not satisfiable"},
 )
 def download(file_id: str, query: DownloadQuery) -> Response:
-    who = actor()
-    release_request_session()
-    found = services()
-    opened = service.open_download(found.db, found.blobs, who, file_id, query.version)
-    return downloads.serve(
-        opened.chunks,
-        size=opened.version.size,
-        sha256=opened.version.sha256,
-        content_type=opened.version.content_type,
-        filename=opened.file.name,
-        inline=query.inline,
-    )
+    return transfers.send_version(file_id, query.version, inline=query.inline)
 
 
 # --- shares -----------------------------------------------------------------------------

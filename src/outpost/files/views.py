@@ -28,7 +28,6 @@ from outpost.errors import (
     BadRequest,
     Conflict,
     Forbidden,
-    OutpostError,
     PreconditionFailed,
     RuleViolation,
 )
@@ -44,11 +43,12 @@ from outpost.files.schemas import (
     ShareCreate,
 )
 from outpost.files.sharing import LinkView
+from outpost.identity import service as identity
 from outpost.identity.principal import Principal
 from outpost.inventory import service as inventory
 from outpost.pagination import Page
 from outpost.validation import Violation
-from outpost.web import auth, downloads, forms
+from outpost.web import auth, forms, transfers
 from outpost.web.bodies import large_body
 from outpost.web.context import (
     actor,
@@ -58,7 +58,7 @@ from outpost.web.context import (
     services,
     transaction,
 )
-from outpost.web.problems import STATUS
+from outpost.web.problems import status_of
 
 public = Blueprint("files_public", __name__, template_folder="templates")
 
@@ -114,14 +114,7 @@ def signed(token: str) -> Response:
     version_id = signing.read_download(found.settings.secret_key, token)
     with transaction() as session:
         opened = service.open_signed(session, found.blobs, version_id)
-    return downloads.serve(
-        opened.chunks,
-        size=opened.version.size,
-        sha256=opened.version.sha256,
-        content_type=opened.version.content_type,
-        filename=opened.file.name,
-        inline=False,
-    )
+    return transfers.send(opened, inline=False)
 
 
 # === pages of logged-in users ===========================================================
@@ -137,10 +130,6 @@ SHARE_FIELDS = ("grantee_type", "grantee_id", "access", "expires_at")
 LINK_FIELDS = ("expires_in_hours", "password", "max_downloads")
 SHARE_DEFAULT_DAYS = 30
 ROLES = ("viewer", "operator", "admin")
-
-
-def _status(exc: OutpostError) -> int:
-    return next(code for cls, code in STATUS.items() if isinstance(exc, cls))
 
 
 def _revision(form: Mapping[str, str]) -> int:
@@ -269,18 +258,7 @@ def upload() -> Response:
     fields = forms.query_values(request.form, ("site_id", "asset_id", "folder", "description"))
     tags = forms.split_tags(request.form.get("tags", ""))
     upload = forms.parse(FileUpload, {**fields, "name": part.filename, "tags": tags})
-    who = actor()
-    release_request_session()  # the body streams into the store outside any transaction
-    found = services()
-    uploaded = service.upload_file(
-        found.db,
-        found.blobs,
-        who,
-        upload,
-        part.stream,
-        declared_size=None,
-        limits=service.FileLimits.from_settings(found.settings),
-    )
+    uploaded = transfers.receive_upload(upload, part.stream, None)
     url = url_for(".detail", file_id=uploaded.file.id)
     if _wants_json():
         response = jsonify(
@@ -299,18 +277,7 @@ def upload() -> Response:
 @bp.get("/files/<file_id>/download")
 def content(file_id: str) -> Response:
     query = forms.parse(DownloadQuery, forms.query_values(request.args, ("version", "inline")))
-    who = actor()
-    release_request_session()
-    found = services()
-    opened = service.open_download(found.db, found.blobs, who, file_id, query.version)
-    return downloads.serve(
-        opened.chunks,
-        size=opened.version.size,
-        sha256=opened.version.sha256,
-        content_type=opened.version.content_type,
-        filename=opened.file.name,
-        inline=query.inline,
-    )
+    return transfers.send_version(file_id, query.version, inline=query.inline)
 
 
 # --- a file's page ----------------------------------------------------------------------
@@ -354,6 +321,7 @@ def _detail_html(file_id: str, state: FileForms) -> str:
     with transaction() as session:
         who = principal()
         file = service.get_file(session, who, file_id)
+        members = identity.list_members(session, who)
         html = render_template(
             "files/file_detail.html",
             file=file,
@@ -362,6 +330,8 @@ def _detail_html(file_id: str, state: FileForms) -> str:
             writable=service.may_write(session, who, file),
             shares=sharing.list_shares(session, who, file.id),
             links=sharing.list_links(session, who, file.id),
+            members=members,
+            emails={member.user_id: member.email for member in members},
             preview=_preview(file.content_type),
             form=state,
             values=state.values if state.values is not None else _edit_values(file),
@@ -402,7 +372,7 @@ def update(file_id: str) -> View:
     except (BadRequest, RuleViolation, Conflict) as exc:
         errors = forms.split_violations(exc.violations, file_id, EDIT_FIELDS)
         state = FileForms(values=form, errors=errors, problem=exc.detail)
-        return _render_detail(file_id, state, _status(exc))
+        return _render_detail(file_id, state, status_of(exc))
     except PreconditionFailed as exc:
         return _render_detail(file_id, FileForms(stale=exc.detail), 409)
     return redirect(url_for(".detail", file_id=file_id, notice="file-saved"), 303)

@@ -128,6 +128,25 @@ def get_user_by_email(session: Session, email: str) -> User:
     return user
 
 
+@dataclass(frozen=True)
+class Member:
+    user_id: str
+    email: str
+    role: str
+
+
+def list_members(session: Session, principal: Principal) -> list[Member]:
+    """The active members of the principal's organization, by email (a directory for
+    pickers: any member may see who else belongs to the organization)."""
+    rows = session.execute(
+        select(User.id, User.email, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.org_id == principal.org_id, User.is_active.is_(True))
+        .order_by(User.email)
+    )
+    return [Member(user_id, email, role) for user_id, email, role in rows]
+
+
 def is_member(session: Session, org_id: str, user_id: str) -> bool:
     """``user_id`` is an active member of ``org_id``."""
     found = session.scalar(

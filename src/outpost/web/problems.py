@@ -61,8 +61,12 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+def status_of(exc: errors.OutpostError) -> int:
+    return next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 500)
+
+
 def _domain_error(exc: errors.OutpostError) -> Response:
-    status = next(code for cls, code in STATUS.items() if isinstance(exc, cls))
+    status = status_of(exc)
     if not wants_json():
         page = _html_error(status, exc.title, exc.detail)
         if isinstance(exc, errors.TooManyRequests):

@@ -1,6 +1,9 @@
-"""Serving stored bytes over HTTP: ``ETag``, conditional requests and single ``Range``s.
+"""File bytes over HTTP, in and out, for the API and the pages alike.
 
-The body is a generator of chunks, so memory stays flat whatever the size.
+Uploads stream into the blob store and downloads stream out of it after the request's
+transaction is released (no lock is held during a transfer). Downloads answer
+``ETag``, conditional requests and single ``Range``s; the body is a generator of
+chunks, so memory stays flat whatever the size.
 """
 
 from __future__ import annotations
@@ -9,7 +12,11 @@ from collections.abc import Callable, Iterator
 
 from flask import Response, request
 
+from outpost.files import service
 from outpost.files.names import content_disposition
+from outpost.files.schemas import FileUpload
+from outpost.files.storage import Readable
+from outpost.web.context import actor, release_request_session, services
 
 Chunks = Callable[[int, int | None], Iterator[bytes]]
 #: Served files never run as pages of ours: no scripts, no plugins, no framing by others.
@@ -59,3 +66,40 @@ def _streamed(
     response = Response(body, status=status, headers=headers, direct_passthrough=True)
     response.content_type = content_type
     return response
+
+
+def receive_upload(
+    upload: FileUpload, body: Readable, declared_size: int | None
+) -> service.Uploaded:
+    """Store ``body`` as ``upload`` describes, streaming outside any transaction."""
+    who = actor()
+    release_request_session()
+    found = services()
+    return service.upload_file(
+        found.db,
+        found.blobs,
+        who,
+        upload,
+        body,
+        declared_size=declared_size,
+        limits=service.FileLimits.from_settings(found.settings),
+    )
+
+
+def send_version(file_id: str, number: int | None, *, inline: bool) -> Response:
+    """Authorize, audit and stream one version of a file to a logged-in caller."""
+    who = actor()
+    release_request_session()
+    found = services()
+    return send(service.open_download(found.db, found.blobs, who, file_id, number), inline=inline)
+
+
+def send(opened: service.Download, *, inline: bool) -> Response:
+    return serve(
+        opened.chunks,
+        size=opened.version.size,
+        sha256=opened.version.sha256,
+        content_type=opened.version.content_type,
+        filename=opened.file.name,
+        inline=inline,
+    )
