@@ -8,88 +8,26 @@ the field, fix it, save, and see the change in the asset's history. Set
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-STARTUP_TIMEOUT_S = 30.0
+from support.browser import CHROMIUM, CHROMIUM_ARGS, MISSING
+from support.server import running_server
 
 if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+    pytest.skip(MISSING, allow_module_level=True)
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright module is missing (pip install playwright)"
 )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"outpost serve exited early:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{base_url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"outpost serve did not become healthy:\n{log.read_text(errors='replace')}")
-
-
 @pytest.fixture
 def server(database_url: str, tmp_path: Path, db: object) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path / "server.log"
-    env = {
-        **os.environ,
-        "OUTPOST_DATABASE_URL": database_url,
-        "OUTPOST_DATA_DIR": str(tmp_path),
-        "OUTPOST_SECRET_KEY": "browser-test-secret",
-    }
-    command = [
-        str(Path(sys.executable).with_name("outpost")),
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--threads",
-        "4",
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base_url, process, log)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """The real ``outpost serve`` on this test's database."""
+    with running_server(database_url, tmp_path, workers=1) as running:
+        yield running.base_url
 
 
 def test_edit_asset_config_in_a_browser(server, fleet, tmp_path):

@@ -9,32 +9,18 @@ a screenshot of each step.
 from __future__ import annotations
 
 import os
-import socket
-import struct
-import subprocess
-import sys
-import time
-import urllib.request
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-STARTUP_TIMEOUT_S = 30.0
+from outpost.demo_files import tiny_png
+from support.browser import CHROMIUM, CHROMIUM_ARGS, MISSING
+from support.server import running_server
 
 if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+    pytest.skip(MISSING, allow_module_level=True)
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright module is missing (pip install playwright)"
 )
@@ -60,77 +46,11 @@ DROP_FILE = """(form) => {
 }"""
 
 
-def tiny_png(width: int = 2, height: int = 1) -> bytes:
-    """A real PNG the browser can decode (the shared PNG sample is only a signature)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    rows = b"".join(b"\x00" + b"\x1f\x6f\xeb" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"outpost serve exited early:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{base_url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"outpost serve did not become healthy:\n{log.read_text(errors='replace')}")
-
-
 @pytest.fixture
 def server(database_url: str, tmp_path: Path, db: object) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path / "server.log"
-    env = {
-        **os.environ,
-        "OUTPOST_DATABASE_URL": database_url,
-        "OUTPOST_DATA_DIR": str(tmp_path),
-        "OUTPOST_SECRET_KEY": "browser-test-secret",
-    }
-    command = [
-        str(Path(sys.executable).with_name("outpost")),
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--threads",
-        "4",
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base_url, process, log)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """The real ``outpost serve`` on this test's database."""
+    with running_server(database_url, tmp_path, workers=1) as running:
+        yield running.base_url
 
 
 def test_upload_preview_and_share_dialog_in_a_browser(
@@ -144,7 +64,7 @@ def test_upload_preview_and_share_dialog_in_a_browser(
             page.screenshot(path=str(Path(shots) / f"files-{name}.png"), full_page=True)
 
     image = tmp_path / "panel.png"
-    image.write_bytes(tiny_png())
+    image.write_bytes(tiny_png(2, 1))
 
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -14,7 +14,7 @@ permission; every use is counted and audited.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -130,13 +130,6 @@ SHARE_FIELDS = ("grantee_type", "grantee_id", "access", "expires_at")
 LINK_FIELDS = ("expires_in_hours", "password", "max_downloads")
 SHARE_DEFAULT_DAYS = 30
 ROLES = ("viewer", "operator", "admin")
-
-
-def _revision(form: Mapping[str, str]) -> int:
-    text = form.get("revision", "")
-    if not text.isdigit():
-        raise BadRequest("The form lacks the revision it was read at; reload the page.")
-    return int(text)
 
 
 def with_notice(target: str | None, notice: str) -> str:
@@ -356,7 +349,7 @@ def detail(file_id: str) -> View:
 @bp.post("/files/<file_id>")
 def update(file_id: str) -> View:
     form = request.form
-    revision = _revision(form)
+    revision = forms.revision(form)
     try:
         changes = forms.parse(
             FileUpdate,
@@ -378,29 +371,30 @@ def update(file_id: str) -> View:
     return redirect(url_for(".detail", file_id=file_id, notice="file-saved"), 303)
 
 
-@bp.post("/files/<file_id>/delete")
-def delete(file_id: str) -> View:
+TrashMove = Callable[..., File]
+
+
+def _move(file_id: str, move: TrashMove, notice: str, back: str | None = None) -> View:
+    """Delete or restore from a form: a refusal re-renders the page with the reason."""
+    revision = forms.revision(request.form)
     try:
         with transaction() as session:
-            service.delete_file(session, actor(), file_id, if_revision=_revision(request.form))
+            move(session, actor(), file_id, if_revision=revision)
     except Conflict as exc:
         return _render_detail(file_id, FileForms(problem=exc.detail), 409)
     except PreconditionFailed as exc:
         return _render_detail(file_id, FileForms(stale=exc.detail), 409)
-    return redirect(url_for(".detail", file_id=file_id, notice="file-deleted"), 303)
+    return redirect(with_notice(back or url_for(".detail", file_id=file_id), notice), 303)
+
+
+@bp.post("/files/<file_id>/delete")
+def delete(file_id: str) -> View:
+    return _move(file_id, service.delete_file, "file-deleted")
 
 
 @bp.post("/files/<file_id>/restore")
 def restore(file_id: str) -> View:
-    try:
-        with transaction() as session:
-            service.restore_file(session, actor(), file_id, if_revision=_revision(request.form))
-    except Conflict as exc:
-        return _render_detail(file_id, FileForms(problem=exc.detail), 409)
-    except PreconditionFailed as exc:
-        return _render_detail(file_id, FileForms(stale=exc.detail), 409)
-    back = request.form.get("next") or url_for(".detail", file_id=file_id)
-    return redirect(with_notice(back, "file-restored"), 303)
+    return _move(file_id, service.restore_file, "file-restored", request.form.get("next"))
 
 
 # --- sharing ----------------------------------------------------------------------------

@@ -38,13 +38,6 @@ HISTORY_LIMIT = 50
 ASSET_FIELDS = ("name", "serial", "tags")
 
 
-def _revision(form: Mapping[str, str]) -> int:
-    text = form.get("revision", "")
-    if not text.isdigit():
-        raise BadRequest("The form lacks the revision it was read at; reload the page.")
-    return int(text)
-
-
 def _names(session: Session, who: Principal, violations: Iterable[Violation]) -> dict[str, str]:
     ids = {i for v in violations for i in (v.object_id, *v.related) if i}
     return queries.asset_names(session, who, ids)
@@ -142,7 +135,7 @@ def site(site_id: str) -> Page:
 @bp.post("/sites/<site_id>")
 def update_site(site_id: str) -> Page:
     form = request.form
-    revision = _revision(form)
+    revision = forms.revision(form)
     try:
         with transaction() as session:
             service.update_site(
@@ -244,7 +237,7 @@ def asset(asset_id: str) -> Page:
 @bp.post("/assets/<asset_id>")
 def update_asset(asset_id: str) -> Page:
     form = request.form
-    revision = _revision(form)
+    revision = forms.revision(form)
     try:
         with transaction() as session:
             current = service.get_asset(session, principal(), asset_id)
@@ -276,7 +269,7 @@ def delete_asset(asset_id: str) -> Page:
                 session,
                 actor(form.get("reason")),
                 asset_id,
-                if_revision=_revision(form),
+                if_revision=forms.revision(form),
                 cascade=form.get("cascade") == "yes",
             )
     except (Conflict, RuleViolation) as exc:

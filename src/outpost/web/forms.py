@@ -276,6 +276,14 @@ def local_path(target: str | None) -> str:
     return target
 
 
+def revision(form: Mapping[str, str]) -> int:
+    """The revision a form was read at, which its write must name (If-Match for pages)."""
+    text = form.get("revision", "")
+    if not text.isdigit():
+        raise BadRequest("The form lacks the revision it was read at; reload the page.")
+    return int(text)
+
+
 def parse(model: type[M], data: Mapping[str, Any]) -> M:
     """Validate form or query input; problems are a 400 listing each field."""
     try:
