@@ -436,6 +436,7 @@ def run_s3(ctx: Context, url: str, site_id: str, sizes: Sizes) -> list[Result]:
         with running_server(ctx, url, "files-s3", env) as server:
             master = server.process.pid
             up, down = Memory(), Memory()
+            rounds: list[float] = []  # the busiest worker's peak in each round
             for round_ in range(sizes.s3_rounds):
                 ctx.log(f"s3: round {round_ + 1} of {sizes.s3_rounds}, {label} each way")
                 key = f"direct/{round_}"
@@ -444,19 +445,20 @@ def run_s3(ctx: Context, url: str, site_id: str, sizes: Sizes) -> list[Result]:
                         payload.reader(), settings.s3_bucket, key, Config=DIRECT_TRANSFER
                     )
                 keep("direct up", timer.seconds)
-                with RssPeak(master) as sampled:
+                with RssPeak(master) as sampled_up:
                     file_id, seconds = upload(server, site_id, "s3.pdf", payload)
                 keep("server up", seconds)
-                up = up.merge(sampled.peak)
+                up = up.merge(sampled_up.peak)
                 with Timer() as timer:
                     body = direct.get_object(Bucket=settings.s3_bucket, Key=key)["Body"]
                     digest, got = _drain(body)
                 if (digest, got) != (payload.sha256, payload.size):
                     raise RuntimeError(f"direct get_object: {got} bytes, sha256 {digest}")
                 keep("direct down", timer.seconds)
-                with RssPeak(master) as sampled:
+                with RssPeak(master) as sampled_down:
                     keep("server down", download(server, file_id, payload))
-                down = down.merge(sampled.peak)
+                down = down.merge(sampled_down.peak)
+                rounds.append(max(sampled_up.peak.worker, sampled_down.peak.worker))
                 direct.delete_object(Bucket=settings.s3_bucket, Key=key)
     results: list[Result] = []
     for way, verb in (("up", "upload"), ("down", "download")):
@@ -474,7 +476,11 @@ def run_s3(ctx: Context, url: str, site_id: str, sizes: Sizes) -> list[Result]:
                 ratio >= RATIO_TARGET,
             ),
         ]
-    return [*results, *memory_results(f"S3 {label}", up, down, target=False)]
+    per_round = [
+        info(NAME, f"S3 {label}: busiest worker peak RSS in round {n}", rounds[n - 1], "MB")
+        for n in sorted({1, len(rounds)})
+    ]
+    return [*results, *memory_results(f"S3 {label}", up, down, target=False), *per_round]
 
 
 def _drain(body: Any) -> tuple[str, int]:
