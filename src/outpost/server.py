@@ -5,13 +5,29 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import subprocess
 import sys
 from typing import Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from outpost.settings import Settings
+
+#: Paths whose last segment is a bearer secret: expiring links and signed downloads.
+SECRET_PATH = re.compile(r"/(l|dl)/[^/\s?]+")
+
+
+class RedactingLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, with link tokens and download signatures blanked in access logs."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        found: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        return {
+            atom: SECRET_PATH.sub(r"/\1/[redacted]", value) if isinstance(value, str) else value
+            for atom, value in found.items()
+        }
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
@@ -69,6 +85,7 @@ def run(*, host: str, port: int, workers: int, threads: int) -> None:
             "threads": threads,
             "worker_class": "gthread",
             "accesslog": "-",
+            "logger_class": RedactingLogger,
             "timeout": 60,
         }
     ).run()
