@@ -53,11 +53,9 @@ def test_bad_folders_are_refused(given: str) -> None:
     assert [p.code for p in problems] == ["file.folder_invalid"]
 
 
-def test_is_within() -> None:
-    assert names.is_within("/a/b", "/a")
-    assert names.is_within("/a", "/a")
-    assert names.is_within("/a", "/")
-    assert not names.is_within("/ab", "/a")
+def test_ancestors() -> None:
+    assert names.ancestors("/") == ["/"]
+    assert names.ancestors("/a/b") == ["/", "/a", "/a/b"]
 
 
 def test_content_disposition_keeps_the_exact_name_and_an_ascii_fallback() -> None:

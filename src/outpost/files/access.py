@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from outpost.clock import utcnow
 from outpost.errors import Forbidden, NotFound
+from outpost.files import names
 from outpost.files.models import File, FileShare
 from outpost.identity.authz import can
 from outpost.identity.principal import Principal
@@ -68,14 +69,11 @@ def _active(principal: Principal) -> ColumnElement[bool]:
 
 def _covers_folder(owner_type: str, owner_id: str, folder: str) -> ColumnElement[bool]:
     """A folder share on ``folder`` or one of its ancestors, for the same owner."""
-    ancestors = ["/"]
-    parts = [p for p in folder.split("/") if p]
-    ancestors += ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
     return and_(
         FileShare.file_id.is_(None),
         FileShare.owner_type == owner_type,
         FileShare.owner_id == owner_id,
-        FileShare.folder.in_(ancestors),
+        FileShare.folder.in_(names.ancestors(folder)),
     )
 
 

@@ -56,9 +56,10 @@ def normalize_folder(folder: str, path: str = "folder") -> tuple[str, list[Viola
     return ROOT + "/".join(parts), []
 
 
-def is_within(folder: str, ancestor: str) -> bool:
-    """``folder`` is ``ancestor`` or below it."""
-    return ancestor == ROOT or folder == ancestor or folder.startswith(ancestor + "/")
+def ancestors(folder: str) -> list[str]:
+    """``folder`` and every folder above it: ``/a/b`` → ``["/", "/a", "/a/b"]``."""
+    parts = [part for part in folder.split("/") if part]
+    return [ROOT] + ["/" + "/".join(parts[: index + 1]) for index in range(len(parts))]
 
 
 def ascii_fallback(name: str) -> str:

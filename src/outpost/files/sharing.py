@@ -23,7 +23,7 @@ from outpost.audit.actions import Action
 from outpost.clock import utcnow
 from outpost.db import Database
 from outpost.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
-from outpost.files import access, service
+from outpost.files import access, names, service
 from outpost.files.access import Place
 from outpost.files.models import File, FileLink, FileShare, FileVersion
 from outpost.files.schemas import FolderShareCreate, LinkCreate, ShareCreate
@@ -110,10 +110,6 @@ def share_folder(session: Session, actor: Actor, data: FolderShareCreate) -> Fil
 def list_shares(session: Session, principal: Principal, file_id: str) -> list[FileShare]:
     """Every share that reaches a file: its own, and those on its folder or above."""
     file = service.get_file(session, principal, file_id)
-    folders = ["/"] + [
-        "/" + "/".join(file.folder.strip("/").split("/")[: i + 1])
-        for i in range(len([p for p in file.folder.split("/") if p]))
-    ]
     return list(
         session.scalars(
             select(FileShare)
@@ -124,7 +120,7 @@ def list_shares(session: Session, principal: Principal, file_id: str) -> list[Fi
                     (FileShare.file_id.is_(None))
                     & (FileShare.owner_type == file.owner_type)
                     & (FileShare.owner_id == file.owner_id)
-                    & FileShare.folder.in_(folders),
+                    & FileShare.folder.in_(names.ancestors(file.folder)),
                 ),
             )
             .order_by(FileShare.created_at.desc(), FileShare.id)
