@@ -128,7 +128,7 @@ def upload_form() -> Response:
     extra_responses=UPLOAD_ERRORS,
 )
 def upload_raw(query: FileUpload) -> Response:
-    return _stored(query, request.stream, request.content_length)
+    return _stored(query, transfers.request_body(), request.content_length)
 
 
 @bp.get("/files/folders")

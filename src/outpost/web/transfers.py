@@ -68,6 +68,36 @@ def _streamed(
     return response
 
 
+class _Bounded:
+    """The WSGI input stream, read up to the request's ``Content-Length``."""
+
+    def __init__(self, source: Readable, length: int) -> None:
+        self._source = source
+        self._left = length
+
+    def read(self, size: int = -1, /) -> bytes:
+        wanted = self._left if size < 0 else min(size, self._left)
+        data = self._source.read(wanted) if wanted else b""
+        self._left -= len(data)
+        return data
+
+
+def request_body() -> Readable:
+    """The raw request body, for streaming uploads.
+
+    werkzeug's ``request.stream`` copies every chunk twice on its way through; reading
+    the WSGI input directly, bounded by ``Content-Length`` (or by the server's end of a
+    chunked body), spares that. The size limit is the upload's own (``UploadReader``).
+    """
+    environ = request.environ
+    if request.content_length is not None:
+        return _Bounded(environ["wsgi.input"], request.content_length)
+    if environ.get("wsgi.input_terminated"):
+        source: Readable = environ["wsgi.input"]
+        return source
+    return request.stream  # no length, no end: werkzeug reads nothing from it, safely
+
+
 def receive_upload(
     upload: FileUpload, body: Readable, declared_size: int | None
 ) -> service.Uploaded:
