@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from outpost.cli import main
+from outpost.files.models import File
 
 
 @pytest.fixture
@@ -116,6 +117,13 @@ def test_csv_import_dry_run_then_apply(cli_env, client, tenant, tmp_path):
 def test_demo_seed_is_valid_and_idempotent(cli_env, db):
     r = run(cli_env, "demo", "--sites", "3")
     assert r.exit_code == 0 and "seeded 3 sites, 150 assets, 3 files" in r.output
+    with db.unit_of_work(write=False) as session:
+        types = dict(session.execute(select(File.name, File.content_type)).tuples())
+    assert types == {
+        "Commissioning report.pdf": "application/pdf",
+        "Inverter datasheet.pdf": "application/pdf",
+        "Roof view.png": "image/png",
+    }
     assert "already exists" in run(cli_env, "demo", "--sites", "3").output
 
 
