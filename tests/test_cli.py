@@ -118,7 +118,7 @@ def test_demo_seed_is_valid_and_idempotent(cli_env, db):
     r = run(cli_env, "demo", "--sites", "3")
     assert r.exit_code == 0 and "seeded 3 sites, 150 assets, 3 files" in r.output
     with db.unit_of_work(write=False) as session:
-        types = dict(session.execute(select(File.name, File.content_type)).tuples())
+        types = {name: kind for name, kind in session.execute(select(File.name, File.content_type))}
     assert types == {
         "Commissioning report.pdf": "application/pdf",
         "Inverter datasheet.pdf": "application/pdf",
