@@ -105,7 +105,7 @@ def test_short_password_is_refused(db, tenant):
         service.add_user(
             session, tenant.admin_actor, email="new@x.test", password="short", role="viewer"
         )
-    assert {v.code for v in caught.value.violations} == {"user.password_too_short"}
+    assert {v.code for v in caught.value.violations} == {"user.password_weak"}
 
 
 def test_public_allowlist_and_everything_else_needs_auth(client):

@@ -13,7 +13,7 @@ from outpost.audit import service as audit
 from outpost.audit.actions import Action
 from outpost.clock import utcnow
 from outpost.errors import BadRequest, Conflict, NotFound, Unauthenticated
-from outpost.identity import passwords, secrets
+from outpost.identity import passwords, secrets, throttle
 from outpost.identity.authz import authorize, can
 from outpost.identity.models import ApiToken, Membership, Organization, User, WebSession
 from outpost.identity.principal import Actor, Principal, RequestMeta
@@ -108,17 +108,17 @@ def _check_new_user(email: str, password: str, role: str) -> list[Violation]:
     problems = []
     if "@" not in email or len(email) > 320:
         problems.append(Violation("user.email_invalid", "Give a valid email address.", "email"))
-    if len(password) < passwords.MIN_PASSWORD_LENGTH:
-        problems.append(
-            Violation(
-                "user.password_too_short",
-                f"A password needs at least {passwords.MIN_PASSWORD_LENGTH} characters.",
-                "password",
-            )
-        )
+    problems += password_violations(password, email)
     if not is_role(role):
         problems.append(Violation("user.role_unknown", f"Unknown role {role!r}.", "role"))
     return problems
+
+
+def password_violations(password: str, email: str) -> list[Violation]:
+    return [
+        Violation("user.password_weak", message, "password")
+        for message in passwords.password_problems(password, email)
+    ]
 
 
 def get_user_by_email(session: Session, email: str) -> User:
@@ -301,18 +301,25 @@ def log_in(
     lifetime: timedelta,
     org_name: str | None = None,
 ) -> StartedSession:
-    """Check the password and open a server-side session in the user's first organization."""
+    """Check the password and open a server-side session in the user's first organization.
+
+    Refused with 429 while the account or the address is throttled; a refusal for a
+    wrong password is the same for unknown and known accounts, and the caller records
+    it with :func:`record_failed_login` (in its own transaction: this one rolls back).
+    """
+    now = utcnow()
+    throttle.check(session, email, meta.source_ip, now)
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     ok = passwords.verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
         raise Unauthenticated("Wrong email or password.")
+    throttle.record_success(session, email)
     membership = session.scalar(
         select(Membership).where(Membership.user_id == user.id).order_by(Membership.created_at)
     )
     if membership is None:
         raise Unauthenticated("Wrong email or password.")
     secret = secrets.new_session_secret()
-    now = utcnow()
     web_session = WebSession(
         id=ids.new_id("ses"),
         secret_hash=secrets.digest(secret),
@@ -336,6 +343,10 @@ def log_in(
         ],
     )
     return StartedSession(web_session, secret)
+
+
+def record_failed_login(session: Session, email: str, meta: RequestMeta) -> None:
+    throttle.record_failure(session, email, meta.source_ip, utcnow())
 
 
 def resolve_session(

@@ -16,7 +16,7 @@ from flask import (
 )
 from sqlalchemy import text
 
-from outpost.errors import Unauthenticated
+from outpost.errors import TooManyRequests, Unauthenticated
 from outpost.identity import service as identity
 from outpost.web import auth
 from outpost.web.context import actor, request_meta, services, transaction
@@ -63,8 +63,13 @@ def login() -> Response | str | tuple[str, int]:
                 lifetime=timedelta(hours=settings.session_lifetime_hours),
             )
     except Unauthenticated:
+        with transaction() as session:
+            identity.record_failed_login(session, email, meta)
         error = "Wrong email or password."
         return render_template("web/login.html", next=target, email=email, error=error), 401
+    except TooManyRequests as exc:
+        page = render_template("web/login.html", next=target, email=email, error=exc.detail)
+        return Response(page, 429, {"Retry-After": str(exc.retry_after_s)})
     response = redirect(target, 303)
     response.set_cookie(
         auth.SESSION_COOKIE,
