@@ -45,6 +45,9 @@ class User(Base):
             "email": self.email,
             "display_name": self.display_name,
             "is_active": self.is_active,
+            "password_changed_at": None
+            if self.password_changed_at is None
+            else self.password_changed_at.isoformat(),
         }
 
 

@@ -48,7 +48,7 @@ def wait_after(failures: int, limit: Limit) -> timedelta:
     excess = failures - limit.free_failures
     if excess <= 0:
         return timedelta(0)
-    return min(timedelta(seconds=2**excess), MAX_WAIT)
+    return min(timedelta(seconds=2 ** min(excess, 20)), MAX_WAIT)
 
 
 def check(session: Session, email: str, source_ip: str | None, now: datetime) -> None:

@@ -1,16 +1,20 @@
-"""Identity pages: your API tokens, creating one (its secret shown once) and revoking."""
+"""Identity pages: your API tokens (a new one's secret shown once), your sessions and
+your password."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
 from outpost.errors import BadRequest
-from outpost.identity import service
+from outpost.identity import account, service
 from outpost.identity.schemas import TokenCreate
+from outpost.validation import Violation
 from outpost.web import forms
+from outpost.web.auth import SESSION_COOKIE
 from outpost.web.context import actor, principal, transaction
 
 bp = Blueprint("identity", __name__, template_folder="templates")
+PASSWORD_FIELDS = ("current", "new", "confirm")
 
 
 def _render_list(error: BadRequest | None = None, name: str = "") -> str:
@@ -47,3 +51,56 @@ def revoke_token(token_id: str) -> Response:
     with transaction() as session:
         service.revoke_token(session, actor(), token_id)
     return redirect(url_for(".tokens", notice="token-revoked"), 303)  # type: ignore[return-value]
+
+
+# --- your account: sessions and password ------------------------------------------------
+
+
+def _render_account(error: BadRequest | None = None, status: int = 200) -> tuple[str, int]:
+    with transaction() as session:
+        sessions = account.list_sessions(session, principal())
+        html = render_template(
+            "identity/account.html",
+            sessions=sessions,
+            current_session=g.get("web_session_id"),
+            errors=forms.split_violations(error.violations, None, PASSWORD_FIELDS)
+            if error
+            else forms.NO_ERRORS,
+        )
+    return html, status
+
+
+@bp.get("/account")
+def account_page() -> tuple[str, int]:
+    return _render_account()
+
+
+@bp.post("/account/password")
+def change_password() -> Response | tuple[str, int]:
+    form = request.form
+    if form.get("new", "") != form.get("confirm", ""):
+        message = "The two new passwords differ."
+        return _render_account(
+            BadRequest(message, [Violation("user.password_mismatch", message, "confirm")]), 422
+        )
+    try:
+        with transaction() as session:
+            account.change_password(
+                session,
+                actor(),
+                current=form.get("current", ""),
+                new=form.get("new", ""),
+                keep_session_id=g.get("web_session_id"),
+            )
+    except BadRequest as exc:
+        return _render_account(exc, 422)
+    return redirect(url_for(".account_page", notice="password-changed"), 303)  # type: ignore[return-value]
+
+
+@bp.post("/account/logout-everywhere")
+def log_out_everywhere() -> Response:
+    with transaction() as session:
+        account.log_out_everywhere(session, actor())
+    response = redirect(url_for("web.login"), 303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response  # type: ignore[return-value]

@@ -20,6 +20,7 @@ NOTICES = {
     "asset-unchanged": "Nothing changed: the asset already had these values.",
     "asset-deleted": "The asset was deleted.",
     "token-revoked": "The token was revoked.",
+    "password-changed": "Password changed: your other sessions and API tokens are ended.",
     "changeset-applied": "The change set was applied.",
     "file-uploaded": "The file was uploaded.",
     "file-saved": "The file was saved.",
