@@ -26,7 +26,11 @@ def purge_deleted_files(settings: Settings, db: Database, blobs: BlobStore) -> i
     return files.purge_deleted(db, blobs, retention=timedelta(days=settings.file_retention_days))
 
 
-JOBS: dict[str, Job] = {"files.purge": purge_deleted_files}
+def sweep_orphan_blobs(settings: Settings, db: Database, blobs: BlobStore) -> int:
+    return files.sweep_orphans(db, blobs)
+
+
+JOBS: dict[str, Job] = {"files.purge": purge_deleted_files, "files.sweep": sweep_orphan_blobs}
 
 
 def run_once(settings: Settings, db: Database) -> dict[str, int]:

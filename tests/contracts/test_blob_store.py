@@ -11,7 +11,7 @@ import random
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -184,6 +184,15 @@ def test_exists_only_for_stored_keys(blob_store: BlobStore) -> None:
     assert blob_store.exists(KEY)
     assert not blob_store.exists("org1/other")
     assert not blob_store.exists("org2/blob1")
+
+
+def test_stored_before_lists_keys_by_age(blob_store: BlobStore) -> None:
+    blob_store.put(KEY, reader(b"one"), content_type="text/plain")
+    blob_store.put("org2/blob2", reader(b"two"), content_type="text/plain")
+    now = datetime.now(UTC)
+
+    assert sorted(blob_store.stored_before(now + timedelta(minutes=1))) == [KEY, "org2/blob2"]
+    assert list(blob_store.stored_before(now - timedelta(minutes=1))) == []
 
 
 # -- all or nothing ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,19 @@ def test_worker_once_runs_the_purge(
     assert result.exit_code == 0
     assert "files.purge: 1" in result.output
     assert client.get(f"/api/v1/files/{file['id']}", headers=tenant.headers()).status_code == 404
+
+
+def test_sweep_removes_unreferenced_blobs_after_the_grace_period(
+    client: FlaskClient, tenant: Any, site: dict[str, Any], db: Database, settings: Any
+) -> None:
+    kept = created(put_file(client, tenant.headers(), PDF, name="kept.pdf", site_id=site["id"]))
+    blobs = LocalBlobStore(settings.files_path)
+    orphan = f"{tenant.org_id}/blob_orphan"
+    blobs.put(orphan, io.BytesIO(b"left by a crash"), content_type="text/plain")
+
+    assert service.sweep_orphans(db, blobs) == 0  # still inside the grace period
+    later = utcnow() + timedelta(hours=2)
+    assert service.sweep_orphans(db, blobs, now=later) == 1
+    assert not blobs.exists(orphan)
+    response = client.get(f"/api/v1/files/{kept['id']}/content", headers=tenant.headers())
+    assert response.data == PDF

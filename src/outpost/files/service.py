@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -503,3 +504,30 @@ def open_signed(session: Session, blobs: BlobStore, version_id: str) -> Download
     if version is None or file is None or file.deleted_at is not None:
         raise NotFound("This download link has expired or is not valid.")
     return Download(file, version, blobs)
+
+
+ORPHAN_GRACE = timedelta(hours=1)
+SWEEP_BATCH = 500
+
+
+def sweep_orphans(
+    db: Database, blobs: BlobStore, *, grace: timedelta = ORPHAN_GRACE, now: datetime | None = None
+) -> int:
+    """Delete stored blobs no version names, written more than ``grace`` ago.
+
+    They are what a crash between storing an upload and committing its row leaves, or a
+    purge whose blob deletion failed. The grace period covers uploads being recorded
+    right now. Returns the number of blobs deleted.
+    """
+    swept = 0
+    keys = blobs.stored_before((now or utcnow()) - grace)
+    while batch := list(islice(keys, SWEEP_BATCH)):
+        with db.unit_of_work(write=False) as session:
+            known = set(
+                session.scalars(select(FileVersion.blob_key).where(FileVersion.blob_key.in_(batch)))
+            )
+        for key in batch:
+            if key not in known:
+                blobs.delete(key)
+                swept += 1
+    return swept

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from outpost.errors import NotFound
@@ -47,6 +47,10 @@ class BlobStore(Protocol):
         ...
 
     def exists(self, key: str) -> bool: ...
+
+    def stored_before(self, moment: datetime) -> Iterator[str]:
+        """Every stored key last written before ``moment`` (for the orphan sweep)."""
+        ...
 
     def signed_url(
         self, key: str, *, filename: str, content_type: str, expires_in: timedelta

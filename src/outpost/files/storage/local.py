@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from outpost.files.storage import CHUNK_BYTES, BlobMissing, Readable, check_key
+from outpost.files.storage import CHUNK_BYTES, KEY_PATTERN, BlobMissing, Readable, check_key
 
 
 class LocalBlobStore:
@@ -53,6 +53,18 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def stored_before(self, moment: datetime) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        cutoff = moment.timestamp()
+        for org in sorted(self.root.iterdir()):
+            if not org.is_dir():
+                continue
+            for blob in sorted(org.iterdir()):
+                key = f"{org.name}/{blob.name}"
+                if KEY_PATTERN.fullmatch(key) and blob.stat().st_mtime < cutoff:
+                    yield key
 
     def signed_url(
         self, key: str, *, filename: str, content_type: str, expires_in: timedelta

@@ -14,7 +14,7 @@ provisioned by the operator, and the app's credentials need not allow
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 import boto3
@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from outpost.files.names import content_disposition
-from outpost.files.storage import CHUNK_BYTES, BlobMissing, Readable, check_key
+from outpost.files.storage import CHUNK_BYTES, KEY_PATTERN, BlobMissing, Readable, check_key
 from outpost.settings import Settings
 
 #: A boto3 S3 client (boto3 ships no type hints).
@@ -150,6 +150,13 @@ class S3BlobStore:
                 return False
             raise
         return True
+
+    def stored_before(self, moment: datetime) -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        for page in pages:
+            for item in page.get("Contents", []):
+                if KEY_PATTERN.fullmatch(item["Key"]) and item["LastModified"] < moment:
+                    yield str(item["Key"])
 
     def signed_url(
         self, key: str, *, filename: str, content_type: str, expires_in: timedelta
