@@ -6,6 +6,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,10 @@ def token_create(org_name: str, email: str, name: str, expires_in: timedelta | N
             member = service.principal_for(
                 session, service.get_user_by_email(session, email), organization.id
             )
-            issued = service.create_token(session, Actor(member), name=name, expires_in=expires_in)
+            on_server = replace(member, kind="cli", label=f"{member.label} (outpost CLI)")
+            issued = service.create_token(
+                session, Actor(on_server), name=name, expires_in=expires_in
+            )
     except OutpostError as exc:
         _fail(exc)
     click.echo(issued.secret)

@@ -38,6 +38,22 @@ class Forbidden(OutpostError):
     type_slug = "forbidden"
 
 
+class MfaRequired(OutpostError):
+    """The action needs a second factor confirmed in this web session within the last
+    15 minutes. API tokens can never satisfy it: such actions are done in the UI.
+
+    ``enrolled`` says whether the user has an authenticator to confirm with (else they
+    must set one up first, because their organization requires it).
+    """
+
+    title = "Fresh MFA required"
+    type_slug = "mfa-required"
+
+    def __init__(self, detail: str = "", *, enrolled: bool = True) -> None:
+        super().__init__(detail)
+        self.enrolled = enrolled
+
+
 class NotFound(OutpostError):
     title = "Not found"
     type_slug = "not-found"

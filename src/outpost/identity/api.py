@@ -48,7 +48,11 @@ def list_tokens() -> Response:
     body=TokenCreate,
     response=TokenIssued,
     status=201,
-    extra_responses={422: "Invalid"},
+    extra_responses={
+        403: "Forbidden, or type mfa-required: the user has MFA (or the organization requires "
+        "it) and a token cannot confirm a second factor; create the token in the web UI",
+        422: "Invalid",
+    },
 )
 def create_token(body: TokenCreate) -> Response:
     with transaction() as session:

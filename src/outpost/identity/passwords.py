@@ -52,8 +52,8 @@ def password_problems(password: str, email: str = "") -> list[str]:
     if folded in _common_passwords():
         problems.append("This password is among the most common ones; choose another.")
     local = email.partition("@")[0].casefold()
-    if len(local) >= 4 and local in folded:
-        problems.append("A password must not contain your email address.")
+    if email and (email.casefold() in folded or (local in folded and 2 * len(local) > len(folded))):
+        problems.append("A password must not be made of your email address.")
     if _repeats(folded) or _is_sequence(folded):
         problems.append("A password must not be a repeated pattern or a run like 123456789012.")
     return problems

@@ -21,7 +21,7 @@ class Principal:
     user_id: str
     role: str
     label: str
-    kind: str = "user"  # "user", "token" or "system"
+    kind: str = "user"  # "user", "token", "system", "cli" (a command run on the server) or "link"
     token_id: str | None = None
 
     @property

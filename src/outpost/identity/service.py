@@ -1,4 +1,5 @@
-"""Identity operations: tenants, users, memberships, API tokens and web sessions."""
+"""Identity operations: tenants, users, memberships and API tokens (web sessions are in
+``sessions.py``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from outpost.audit import service as audit
 from outpost.audit.actions import Action
 from outpost.clock import utcnow
 from outpost.errors import BadRequest, Conflict, NotFound, Unauthenticated
-from outpost.identity import passwords, secrets, throttle
+from outpost.identity import factors, passwords, secrets
 from outpost.identity.authz import authorize, can
-from outpost.identity.models import ApiToken, Membership, Organization, User, WebSession
+from outpost.identity.models import ApiToken, Membership, Organization, User
 from outpost.identity.principal import Actor, Principal, RequestMeta
 from outpost.identity.roles import Permission, is_role
 from outpost.validation import Violation
@@ -177,10 +178,21 @@ class IssuedToken:
 
 
 def create_token(
-    session: Session, actor: Actor, *, name: str, expires_in: timedelta | None = None
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    expires_in: timedelta | None = None,
+    web_session_id: str | None = None,
 ) -> IssuedToken:
-    """A token for the acting user in the acting organization; it carries the user's role."""
+    """A token for the acting user in the acting organization; it carries the user's role.
+
+    A sensitive action: a user who has MFA (or whose organization requires it) must have
+    confirmed a second factor in the web session ``web_session_id`` within 15 minutes, so
+    a token of such a user cannot create tokens (see :func:`factors.require_fresh_mfa`).
+    """
     authorize(actor.principal, Permission.TOKEN_CREATE)
+    factors.require_fresh_mfa(session, actor.principal, web_session_id)
     name = name.strip()
     if not name or len(name) > 200:
         raise BadRequest(
@@ -281,136 +293,3 @@ def authenticate_token(session: Session, secret: str) -> tuple[Principal, bool]:
 
 def touch_token(session: Session, token_id: str) -> None:
     session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
-
-
-# --- web sessions -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StartedSession:
-    session: WebSession
-    secret: str
-
-
-def log_in(
-    session: Session,
-    *,
-    email: str,
-    password: str,
-    meta: RequestMeta,
-    lifetime: timedelta,
-    org_name: str | None = None,
-) -> StartedSession:
-    """Check the password and open a server-side session in the user's first organization.
-
-    Refused with 429 while the account or the address is throttled; a refusal for a
-    wrong password is the same for unknown and known accounts, and the caller records
-    it with :func:`record_failed_login` (in its own transaction: this one rolls back).
-    """
-    now = utcnow()
-    throttle.check(session, email, meta.source_ip, now)
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    ok = passwords.verify_password(user.password_hash if user else None, password)
-    if user is None or not ok or not user.is_active:
-        raise Unauthenticated("Wrong email or password.")
-    throttle.record_success(session, email)
-    membership = session.scalar(
-        select(Membership).where(Membership.user_id == user.id).order_by(Membership.created_at)
-    )
-    if membership is None:
-        raise Unauthenticated("Wrong email or password.")
-    secret = secrets.new_session_secret()
-    web_session = WebSession(
-        id=ids.new_id("ses"),
-        secret_hash=secrets.digest(secret),
-        user_id=user.id,
-        org_id=membership.org_id,
-        created_at=now,
-        last_seen_at=now,
-        expires_at=now + lifetime,
-        source_ip=meta.source_ip,
-        user_agent=(meta.user_agent or "")[:400],
-    )
-    session.add(web_session)
-    actor = Actor(Principal(membership.org_id, user.id, membership.role, user.email), meta)
-    audit.record(
-        session,
-        actor,
-        [
-            audit.Change(
-                Action.SESSION_STARTED, "user", user.id, None, {"session_id": web_session.id}
-            )
-        ],
-    )
-    return StartedSession(web_session, secret)
-
-
-def record_failed_login(session: Session, email: str, meta: RequestMeta) -> None:
-    throttle.record_failure(session, email, meta.source_ip, utcnow())
-
-
-def resolve_session(
-    session: Session, secret: str, *, idle: timedelta
-) -> tuple[Principal, str, bool]:
-    """The principal of a live web session (one query, read afresh on every request).
-
-    Returns the principal, the session's id, and whether ``last_seen_at`` needs a refresh.
-    """
-    row = session.execute(
-        select(
-            WebSession.id,
-            WebSession.org_id,
-            WebSession.expires_at,
-            WebSession.ended_at,
-            WebSession.last_seen_at,
-            User.id.label("user_id"),
-            User.email,
-            User.is_active,
-            Membership.role,
-        )
-        .join(User, User.id == WebSession.user_id)
-        .outerjoin(
-            Membership,
-            (Membership.user_id == WebSession.user_id) & (Membership.org_id == WebSession.org_id),
-        )
-        .where(WebSession.secret_hash == secrets.digest(secret))
-    ).one_or_none()
-    now = utcnow()
-    if (
-        row is None
-        or row.ended_at is not None
-        or row.expires_at <= now
-        or now - row.last_seen_at > idle
-        or not row.is_active
-        or row.role is None
-    ):
-        raise Unauthenticated("Your session has ended; log in again.")
-    principal = Principal(org_id=row.org_id, user_id=row.user_id, role=row.role, label=row.email)
-    return principal, row.id, now - row.last_seen_at > LAST_USED_RESOLUTION
-
-
-def touch_session(session: Session, session_id: str) -> None:
-    session.execute(
-        update(WebSession).where(WebSession.id == session_id).values(last_seen_at=utcnow())
-    )
-
-
-def log_out(session: Session, actor: Actor, session_id: str) -> None:
-    session.execute(
-        update(WebSession)
-        .where(WebSession.id == session_id, WebSession.ended_at.is_(None))
-        .values(ended_at=utcnow())
-    )
-    audit.record(
-        session,
-        actor,
-        [
-            audit.Change(
-                Action.SESSION_ENDED,
-                "user",
-                actor.principal.user_id,
-                {"session_id": session_id},
-                None,
-            )
-        ],
-    )

@@ -36,7 +36,11 @@ def create_token() -> Response | tuple[str, int]:
         )
         with transaction() as session:
             issued = service.create_token(
-                session, actor(), name=body.name, expires_in=body.expires_in
+                session,
+                actor(),
+                name=body.name,
+                expires_in=body.expires_in,
+                web_session_id=g.web_session_id,
             )
             html = render_template("identity/token_detail.html", issued=issued)
     except BadRequest as exc:

@@ -17,9 +17,11 @@ from datetime import timedelta
 from flask import Flask, Response, g, request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as BaseResponse
 
 from outpost.errors import BadRequest, Unauthenticated
 from outpost.identity import service as identity
+from outpost.identity import sessions
 from outpost.web.context import SAFE_METHODS, after_session, request_session, services
 from outpost.web.text_guard import reject_unstorable_form
 
@@ -34,6 +36,10 @@ PUBLIC_ENDPOINTS = frozenset(
     {
         "static",
         "web.login",
+        "mfa.login_step",  # the second login step and forced enrolment: a signed challenge
+        "mfa.setup",  # cookie (password already checked), or a session, identifies the user
+        "mfa.begin_setup",
+        "mfa.confirm_setup",
         "web.health",
         "web.api_docs",
         "api_meta.openapi",
@@ -97,7 +103,7 @@ def _authenticate_session(*, required: bool) -> None:
         return
     idle = timedelta(minutes=services().settings.session_idle_minutes)
     try:
-        principal, session_id, stale = identity.resolve_session(
+        principal, session_id, stale = sessions.resolve_session(
             request_session(), secret, idle=idle
         )
     except Unauthenticated:
@@ -105,7 +111,7 @@ def _authenticate_session(*, required: bool) -> None:
             raise
         return
     if stale:
-        after_session(lambda: _record_use(identity.touch_session, session_id))
+        after_session(lambda: _record_use(sessions.touch_session, session_id))
     g.principal = principal
     g.web_session_id = session_id
 
@@ -122,6 +128,17 @@ def _record_use(touch: Callable[[Session, str], None], object_id: str) -> None:
 def _optional_session() -> None:
     if not request.path.startswith("/api/"):
         _authenticate_session(required=False)
+
+
+def set_session_cookie(response: BaseResponse, secret: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        httponly=True,
+        samesite="Lax",
+        secure=services().settings.cookie_secure,
+        path="/",
+    )
 
 
 def csrf_token() -> str:

@@ -17,7 +17,7 @@ from flask import (
 from sqlalchemy import text
 
 from outpost.errors import TooManyRequests, Unauthenticated
-from outpost.identity import service as identity
+from outpost.identity import mfa_views, sessions
 from outpost.web import auth
 from outpost.web.context import actor, request_meta, services, transaction
 from outpost.web.forms import local_path
@@ -55,7 +55,7 @@ def login() -> Response | str | tuple[str, int]:
     meta = request_meta()
     try:
         with transaction() as session:
-            started = identity.log_in(
+            started = sessions.log_in(
                 session,
                 email=email,
                 password=request.form.get("password", ""),
@@ -64,28 +64,23 @@ def login() -> Response | str | tuple[str, int]:
             )
     except Unauthenticated:
         with transaction() as session:
-            identity.record_failed_login(session, email, meta)
+            sessions.record_failed_login(session, email, meta)
         error = "Wrong email or password."
         return render_template("web/login.html", next=target, email=email, error=error), 401
     except TooManyRequests as exc:
         page = render_template("web/login.html", next=target, email=email, error=exc.detail)
         return Response(page, 429, {"Retry-After": str(exc.retry_after_s)})
+    if isinstance(started, sessions.PendingLogin):  # no session before the second factor
+        return mfa_views.challenge(started, target)
     response = redirect(target, 303)
-    response.set_cookie(
-        auth.SESSION_COOKIE,
-        started.secret,
-        httponly=True,
-        samesite="Lax",
-        secure=settings.cookie_secure,
-        path="/",
-    )
+    auth.set_session_cookie(response, started.secret)
     return response  # type: ignore[return-value]
 
 
 @bp.post("/logout")
 def logout() -> Response:
     with transaction() as session:
-        identity.log_out(session, actor(), g.web_session_id)
+        sessions.log_out(session, actor(), g.web_session_id)
     response = redirect("/login", 303)
     response.delete_cookie(auth.SESSION_COOKIE, path="/")
     return response  # type: ignore[return-value]

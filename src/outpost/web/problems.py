@@ -20,6 +20,8 @@ MEDIA_TYPE = "application/problem+json"
 STATUS: dict[type[errors.OutpostError], int] = {
     errors.BadRequest: 400,
     errors.Unauthenticated: 401,
+    errors.MfaRequired: 403,  # authenticated, but a fresh second factor is needed; pages
+    # get the confirm form instead (identity.mfa_views registers that handler)
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,

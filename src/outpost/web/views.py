@@ -8,6 +8,7 @@ from flask import Blueprint, g, request
 
 from outpost.audit import views as audit_views
 from outpost.files import views as files_views
+from outpost.identity import mfa_views
 from outpost.identity import views as identity_views
 from outpost.identity.authz import can
 from outpost.identity.roles import Permission
@@ -20,6 +21,8 @@ NOTICES = {
     "asset-unchanged": "Nothing changed: the asset already had these values.",
     "asset-deleted": "The asset was deleted.",
     "token-revoked": "The token was revoked.",
+    "mfa-disabled": "Two-step login is off; your recovery codes no longer work.",
+    "mfa-policy-saved": "The organization's MFA requirement was saved.",
     "password-changed": "Password changed: your other sessions and API tokens are ended.",
     "changeset-applied": "The change set was applied.",
     "file-uploaded": "The file was uploaded.",
@@ -54,6 +57,7 @@ def blueprints() -> list[Blueprint]:
         inventory_views.bp,
         audit_views.bp,
         identity_views.bp,
+        mfa_views.bp,
         files_views.bp,
         files_views.public,
     ]
