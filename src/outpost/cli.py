@@ -181,8 +181,20 @@ def _duration(_ctx: Any, _param: Any, value: str | None) -> timedelta | None:
 @click.option("--org", "org_name", required=True)
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--expires-in", callback=_duration, help="e.g. 30m, 12h, 90d")
-def token_create(org_name: str, email: str, name: str, expires_in: timedelta | None) -> None:
+@click.option("--expires-in", callback=_duration, help="e.g. 30m, 12h, 90d (default and most: 90d)")
+@click.option(
+    "--permission",
+    "permissions",
+    multiple=True,
+    help="Narrow the token to this permission (repeat for several), e.g. asset.read",
+)
+def token_create(
+    org_name: str,
+    email: str,
+    name: str,
+    expires_in: timedelta | None,
+    permissions: tuple[str, ...],
+) -> None:
     """Print a new token for the user (only the token, on stdout)."""
     from outpost.identity import service
     from outpost.identity.principal import Actor
@@ -195,7 +207,12 @@ def token_create(org_name: str, email: str, name: str, expires_in: timedelta | N
             )
             on_server = replace(member, kind="cli", label=f"{member.label} (outpost CLI)")
             issued = service.create_token(
-                session, Actor(on_server), name=name, expires_in=expires_in
+                session,
+                Actor(on_server),
+                name=name,
+                expires_in=expires_in,
+                permissions=permissions or None,
+                max_lifetime=_settings().token_max_lifetime,
             )
     except OutpostError as exc:
         _fail(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Self
 
@@ -55,6 +56,7 @@ class Settings:
     file_retention_days: int = 30
     file_types: frozenset[str] = DEFAULT_FILE_TYPES
     link_max_hours: int = 7 * 24
+    token_max_days: int = 90
     embedded_worker: bool = True
 
     @classmethod
@@ -96,6 +98,7 @@ class Settings:
                 else DEFAULT_FILE_TYPES
             ),
             link_max_hours=int(get("LINK_MAX_HOURS", str(7 * 24))),
+            token_max_days=int(get("TOKEN_MAX_DAYS", "90")),
             embedded_worker=flag("EMBEDDED_WORKER", "true"),
         ).resolved()
 
@@ -109,6 +112,10 @@ class Settings:
     def files_path(self) -> Path:
         """Where the local blob store keeps file contents (default ``data_dir/files``)."""
         return self.files_dir or self.data_dir / "files"
+
+    @property
+    def token_max_lifetime(self) -> timedelta:
+        return timedelta(days=self.token_max_days)
 
     @property
     def is_production(self) -> bool:

@@ -51,3 +51,13 @@ def test_cannot_revoke_someone_elses_token(viewer, admin, tenant):
     html = admin.get("/tokens").get_data(as_text=True)
     admin_token = re.search(r'action="/tokens/(tok_[^/]+)/revoke"', html).group(1)
     assert post_form(viewer, f"/tokens/{admin_token}/revoke", {}).status_code == 404
+
+
+def test_the_token_page_offers_a_scope(admin, tenant) -> None:
+    page = admin.get("/tokens").get_data(as_text=True)
+    assert 'name="permissions" value="asset.read"' in page
+    made = post_form(
+        admin, "/tokens", {"name": "read only", "permissions": ["asset.read", "site.read"]}
+    )
+    assert made.status_code == 201
+    assert "asset.read" in admin.get("/tokens").get_data(as_text=True)

@@ -77,9 +77,20 @@ def _covers_folder(owner_type: str, owner_id: str, folder: str) -> ColumnElement
     )
 
 
+def _shares_apply(principal: Principal, *, write: bool) -> bool:
+    """Shares widen a user's role, never a token's scope: a token narrowed to other
+    permissions reaches no file through a share."""
+    if principal.token_permissions is None:
+        return True
+    needed = Permission.FILES_WRITE if write else Permission.FILES_READ
+    return needed in principal.token_permissions
+
+
 def _shared(
     session: Session, principal: Principal, place: Place, file_id: str | None, *, write: bool
 ) -> bool:
+    if not _shares_apply(principal, write=write):
+        return False
     target = _covers_folder(place.owner_type, place.owner_id, place.folder)
     if file_id is not None:
         target = or_(FileShare.file_id == file_id, target)
@@ -126,7 +137,7 @@ def readable(principal: Principal) -> ColumnElement[bool]:
     """A filter on ``File`` for the files ``principal`` may read, for lists (in SQL)."""
     if can(principal, Permission.FILES_READ):
         return File.org_id == principal.org_id
-    if not principal.org_id:
+    if not principal.org_id or not _shares_apply(principal, write=False):
         return false()
     by_file = FileShare.file_id == File.id
     by_folder = and_(

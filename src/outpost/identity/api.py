@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from outpost.identity import service
+from outpost.identity.authz import permissions_of
 from outpost.identity.models import ApiToken
 from outpost.identity.schemas import MeOut, TokenCreate, TokenIssued, TokenOut
-from outpost.web.context import actor, principal, transaction
+from outpost.web.context import actor, principal, services, transaction
 from outpost.web.openapi import endpoint
 from outpost.web.pages import Paged, paged
 
@@ -29,6 +30,7 @@ def me() -> Response:
             role=who.role,
             label=who.label,
             token_id=who.token_id,
+            permissions=sorted(permissions_of(who)),
         ).model_dump(mode="json")
     )
 
@@ -56,7 +58,14 @@ def list_tokens() -> Response:
 )
 def create_token(body: TokenCreate) -> Response:
     with transaction() as session:
-        issued = service.create_token(session, actor(), name=body.name, expires_in=body.expires_in)
+        issued = service.create_token(
+            session,
+            actor(),
+            name=body.name,
+            expires_in=body.expires_in,
+            permissions=body.permissions,
+            max_lifetime=services().settings.token_max_lifetime,
+        )
         response = jsonify({**token_out(issued.token), "token": issued.secret})
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"

@@ -16,7 +16,17 @@ def authorize(principal: Principal, permission: Permission, org_id: str | None =
         raise NotFound("No such object.")
     if permission not in ROLES.get(principal.role, frozenset()):
         raise Forbidden(f"Your role ({principal.role}) does not allow {permission}.")
+    if not can(principal, permission):
+        raise Forbidden(f"This API token is not scoped for {permission}.")
+
+
+def permissions_of(principal: Principal) -> frozenset[str]:
+    """The role's permissions, narrowed by the token's own list when it has one."""
+    held: frozenset[str] = ROLES.get(principal.role, frozenset())
+    if principal.token_permissions is not None:
+        held = held & principal.token_permissions
+    return held
 
 
 def can(principal: Principal, permission: Permission) -> bool:
-    return permission in ROLES.get(principal.role, frozenset())
+    return permission in permissions_of(principal)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from outpost.db import Base, UTCDateTime
+from outpost.db import Base, JSONDoc, UTCDateTime
 
 
 class Organization(Base):
@@ -81,6 +81,8 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The permissions the token may use (a subset of its user's role); None: the role's.
+    permissions: Mapped[list[str] | None] = mapped_column(JSONDoc)
 
     audit_type = "token"
 
@@ -91,6 +93,7 @@ class ApiToken(Base):
             "user_id": self.user_id,
             "name": self.name,
             "prefix": self.prefix,
+            "permissions": self.permissions,
             "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
             "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
         }

@@ -23,6 +23,8 @@ class Principal:
     label: str
     kind: str = "user"  # "user", "token", "system", "cli" (a command run on the server) or "link"
     token_id: str | None = None
+    #: A token's own narrowing of the role's permissions (None: no narrowing).
+    token_permissions: frozenset[str] | None = None
 
     @property
     def actor_id(self) -> str:

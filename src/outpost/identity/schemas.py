@@ -7,16 +7,25 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from outpost.identity.roles import Permission
+
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = Field(
+        default=None, description="Default and maximum: OUTPOST_TOKEN_MAX_DAYS (90)."
+    )
+    permissions: Annotated[list[Permission], Field(max_length=50)] | None = Field(
+        default=None,
+        description="Narrow the token to these permissions (all must be held); "
+        "null: the permissions of your role.",
+    )
 
     @property
     def expires_in(self) -> timedelta | None:
-        return timedelta(days=self.expires_in_days) if self.expires_in_days else None
+        return None if self.expires_in_days is None else timedelta(days=self.expires_in_days)
 
 
 class TokenOut(BaseModel):
@@ -28,6 +37,7 @@ class TokenOut(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    permissions: list[str] | None
 
 
 class TokenIssued(TokenOut):
@@ -40,3 +50,4 @@ class MeOut(BaseModel):
     role: str
     label: str
     token_id: str | None
+    permissions: list[str] = Field(description="What the caller may do: role ∩ token scope.")

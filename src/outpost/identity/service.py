@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,13 +16,14 @@ from outpost.audit.actions import Action
 from outpost.clock import utcnow
 from outpost.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from outpost.identity import factors, passwords, secrets
-from outpost.identity.authz import authorize, can
+from outpost.identity.authz import authorize, can, permissions_of
 from outpost.identity.models import ApiToken, Membership, Organization, User
 from outpost.identity.principal import Actor, Principal, RequestMeta
 from outpost.identity.roles import Permission, is_role
 from outpost.validation import Violation
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
 
 
 def system_actor(org_id: str, label: str = "system", meta: RequestMeta | None = None) -> Actor:
@@ -183,9 +185,13 @@ def create_token(
     *,
     name: str,
     expires_in: timedelta | None = None,
+    permissions: Collection[str] | None = None,
+    max_lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
     web_session_id: str | None = None,
 ) -> IssuedToken:
-    """A token for the acting user in the acting organization; it carries the user's role.
+    """A token for the acting user in the acting organization; it carries the user's role,
+    narrowed to ``permissions`` when given, and expires within ``max_lifetime`` (default:
+    at that limit).
 
     A sensitive action: a user who has MFA (or whose organization requires it) must have
     confirmed a second factor in the web session ``web_session_id`` within 15 minutes, so
@@ -199,11 +205,10 @@ def create_token(
             "A token needs a name of 1 to 200 characters.",
             [Violation("token.name_invalid", "Give the token a name.", "name")],
         )
-    if expires_in is not None and expires_in <= timedelta(0):
-        raise BadRequest(
-            "The expiry must be in the future.",
-            [Violation("token.expiry_invalid", "Expiry must be positive.", "expires_in")],
-        )
+    expires_in = expires_in or max_lifetime
+    problems = _token_problems(actor.principal, expires_in, permissions, max_lifetime)
+    if problems:
+        raise BadRequest("The token cannot be created.", problems)
     secret, prefix = secrets.new_token()
     now = utcnow()
     with audit.tracked(session, actor, Action.TOKEN_CREATED) as track:
@@ -215,11 +220,41 @@ def create_token(
             prefix=prefix,
             secret_hash=secrets.digest(secret),
             created_at=now,
-            expires_at=now + expires_in if expires_in else None,
+            expires_at=now + expires_in,
+            permissions=None if permissions is None else sorted(set(permissions)),
         )
         session.add(token)
         track.obj = token
     return IssuedToken(token, secret)
+
+
+def _token_problems(
+    principal: Principal,
+    expires_in: timedelta,
+    permissions: Collection[str] | None,
+    max_lifetime: timedelta,
+) -> list[Violation]:
+    """Every token expires within ``max_lifetime``, and carries only what its user holds."""
+    problems = []
+    if not timedelta(0) < expires_in <= max_lifetime:
+        problems.append(
+            Violation(
+                "token.expiry_invalid",
+                f"A token must expire within {max_lifetime.days} days.",
+                "expires_in_days",
+            )
+        )
+    held = permissions_of(principal)
+    for permission in sorted(set(permissions or ())):
+        if permission not in held:
+            problems.append(
+                Violation(
+                    "token.permission_not_held",
+                    f"You do not hold {permission}, so a token of yours cannot carry it.",
+                    "permissions",
+                )
+            )
+    return problems
 
 
 def list_tokens(session: Session, principal: Principal) -> list[ApiToken]:
@@ -258,6 +293,7 @@ def authenticate_token(session: Session, secret: str) -> tuple[Principal, bool]:
             ApiToken.expires_at,
             ApiToken.revoked_at,
             ApiToken.last_used_at,
+            ApiToken.permissions,
             User.id.label("user_id"),
             User.email,
             User.is_active,
@@ -285,6 +321,7 @@ def authenticate_token(session: Session, secret: str) -> tuple[Principal, bool]:
         role=row.role,
         kind="token",
         token_id=row.id,
+        token_permissions=None if row.permissions is None else frozenset(row.permissions),
         label=f"{row.email} via token {row.name!r} ({row.prefix})",
     )
     stale = row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION

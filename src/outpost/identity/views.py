@@ -7,11 +7,12 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 
 from outpost.errors import BadRequest
 from outpost.identity import account, service
+from outpost.identity.authz import permissions_of
 from outpost.identity.schemas import TokenCreate
 from outpost.validation import Violation
 from outpost.web import forms
 from outpost.web.auth import SESSION_COOKIE
-from outpost.web.context import actor, principal, transaction
+from outpost.web.context import actor, principal, services, transaction
 
 bp = Blueprint("identity", __name__, template_folder="templates")
 PASSWORD_FIELDS = ("current", "new", "confirm")
@@ -19,8 +20,16 @@ PASSWORD_FIELDS = ("current", "new", "confirm")
 
 def _render_list(error: BadRequest | None = None, name: str = "") -> str:
     with transaction() as session:
-        tokens = service.list_tokens(session, principal())
-        return render_template("identity/token_list.html", tokens=tokens, error=error, name=name)
+        who = principal()
+        tokens = service.list_tokens(session, who)
+        return render_template(
+            "identity/token_list.html",
+            tokens=tokens,
+            error=error,
+            name=name,
+            held=sorted(permissions_of(who)),
+            max_days=services().settings.token_max_days,
+        )
 
 
 @bp.get("/tokens")
@@ -31,15 +40,17 @@ def tokens() -> str:
 @bp.post("/tokens")
 def create_token() -> Response | tuple[str, int]:
     try:
-        body = forms.parse(
-            TokenCreate, forms.query_values(request.form, ("name", "expires_in_days"))
-        )
+        fields = forms.query_values(request.form, ("name", "expires_in_days"))
+        scoped = request.form.getlist("permissions")
+        body = forms.parse(TokenCreate, {**fields, "permissions": scoped or None})
         with transaction() as session:
             issued = service.create_token(
                 session,
                 actor(),
                 name=body.name,
                 expires_in=body.expires_in,
+                permissions=body.permissions,
+                max_lifetime=services().settings.token_max_lifetime,
                 web_session_id=g.web_session_id,
             )
             html = render_template("identity/token_detail.html", issued=issued)
