@@ -157,8 +157,8 @@ def create_link(
     session: Session, actor: Actor, data: LinkCreate, *, max_lifetime: timedelta
 ) -> IssuedLink:
     principal = actor.principal
+    file = service.get_file(session, principal, data.file_id)  # another tenant's: 404 first
     authorize(principal, Permission.FILES_SHARE)
-    file = service.get_file(session, principal, data.file_id)
     access.require_write(session, principal, access.place_of(file), file)
     if file.deleted_at is not None:
         raise Conflict(f"{file.name} is deleted; restore it before sharing it.")
