@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,12 +14,11 @@ from sqlalchemy import text
 
 from outpost.app import create_app
 from outpost.db import Database
-from outpost.identity import service as identity
-from outpost.identity.principal import Actor
 from outpost.migrate import upgrade
 from outpost.models import metadata
 from outpost.settings import Settings
 from support.s3 import running_s3_server
+from support.tenants import Tenant, make_tenant
 
 POSTGRES_URL = os.environ.get("OUTPOST_TEST_POSTGRES_URL")
 
@@ -76,37 +74,6 @@ def app(settings: Settings, db: Database) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-@dataclass(frozen=True)
-class Tenant:
-    org_id: str
-    admin: str
-    operator: str
-    viewer: str
-    admin_actor: Actor
-
-    def headers(self, role: str = "admin", **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {getattr(self, role)}", **extra}
-
-
-def make_tenant(db: Database, name: str) -> Tenant:
-    tokens: dict[str, str] = {}
-    with db.unit_of_work() as session:
-        org = identity.create_organization(session, name)
-        system = identity.system_actor(org.id, "test")
-        for role in ("admin", "operator", "viewer"):
-            email = f"{role}@{name.lower().replace(' ', '-')}.test"
-            user = identity.add_user(
-                session, system, email=email, password="correct horse battery", role=role
-            )
-            member = identity.principal_for(session, user, org.id)
-            tokens[role] = identity.create_token(
-                session, Actor(member), name=f"{role} token"
-            ).secret
-            if role == "admin":
-                admin_actor = Actor(member)
-    return Tenant(org.id, tokens["admin"], tokens["operator"], tokens["viewer"], admin_actor)
 
 
 @pytest.fixture

@@ -722,3 +722,13 @@ def test_a_nul_character_is_refused(client, db, tenant, fleet, request_):
     with unchanged(db, tenant):
         response = client.open(url, method=method, json=body, headers=tenant.headers())
     assert "NUL" in assert_problem(response, 400)["detail"]
+
+
+@pytest.mark.parametrize("header", ['"0"', '"007x"', 'W/"3"', '"1", "2"'])
+def test_an_if_match_that_no_revision_can_have_is_400(client, db, tenant, fleet, header):
+    """Found by schemathesis: ``If-Match: "0"`` on a delete used to be a 500."""
+    response = client.delete(
+        f"/api/v1/assets/{fleet.meter['id']}", headers=tenant.headers(**{"If-Match": header})
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"

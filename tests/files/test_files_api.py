@@ -404,3 +404,30 @@ def test_openapi_documents_the_files_api(client: FlaskClient) -> None:
     assert "multipart/form-data" in upload
     assert "/api/v1/files/{file_id}/content" in paths
     assert {"/api/v1/links", "/api/v1/links/{link_id}", "/api/v1/shares"} <= set(paths)
+
+
+# --- found by schemathesis --------------------------------------------------------------
+
+
+def test_a_multipart_part_without_a_name_is_400(client: FlaskClient, tenant: Any) -> None:
+    response = client.post(
+        "/api/v1/files",
+        data=b"--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n--B--\r\n",
+        headers={**tenant.headers(), "Content-Type": "multipart/form-data; boundary=B"},
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+
+
+def test_a_bad_folder_in_the_folder_list_is_400(client: FlaskClient, tenant: Any) -> None:
+    response = client.get(
+        "/api/v1/files/folders", query_string={"folder": "a" * 256}, headers=tenant.headers()
+    )
+    assert response.status_code == 400
+    assert response.get_json()["errors"][0]["code"] == "file.folder_invalid"
+
+
+def test_the_document_has_both_upload_answers(client: FlaskClient) -> None:
+    operations = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/files"]
+    for method in ("post", "put"):
+        assert {"200", "201"} <= set(operations[method]["responses"])

@@ -36,6 +36,13 @@ def _after(cursor: str | None) -> tuple[str, str] | None:
         ) from exc
 
 
+def _folder(given: str) -> str:
+    folder, problems = names.normalize_folder(given)
+    if problems:
+        raise BadRequest("The folder is not valid.", problems)
+    return folder
+
+
 def list_files(session: Session, principal: Principal, filters: FileFilter) -> Page[File]:
     """Files in name order. Naming a site or asset lists its files; ``folder`` one folder."""
     query = select(File).where(access.readable(principal))
@@ -45,10 +52,7 @@ def list_files(session: Session, principal: Principal, filters: FileFilter) -> P
     elif filters.owner:
         query = query.where(File.owner_type == filters.owner)
     if filters.folder is not None:
-        folder, problems = names.normalize_folder(filters.folder)
-        if problems:
-            raise BadRequest("The folder is not valid.", problems)
-        query = query.where(File.folder == folder)
+        query = query.where(File.folder == _folder(filters.folder))
     deleted = File.deleted_at.is_not(None) if filters.deleted else File.deleted_at.is_(None)
     query = query.where(deleted)
     if filters.q:
@@ -68,6 +72,7 @@ def list_files(session: Session, principal: Principal, filters: FileFilter) -> P
 
 def list_subfolders(session: Session, principal: Principal, query: FolderQuery) -> list[str]:
     """The folders directly below ``query.folder`` that hold live files (at any depth)."""
+    _folder(query.folder)  # a bad folder in a query is a 400, as in list_files
     place = checked_place(session, principal, query)
     prefix = place.folder.rstrip("/") + "/"
     folders = session.scalars(

@@ -38,6 +38,7 @@ class ApiSpec:
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
+    also_status: int | None = None  # a second success status with the same body
     etag: bool = False
     if_match: bool = False
     content_types: tuple[str, ...] = ("application/json",)
@@ -97,7 +98,7 @@ def if_match_revision() -> int:
         raise PreconditionRequired(
             'Send If-Match with the ETag you read (e.g. If-Match: "3"); blind writes are refused.'
         )
-    match = re.fullmatch(r'\s*"(\d{1,12})"\s*', header)
+    match = re.fullmatch(r'\s*"([1-9]\d{0,11})"\s*', header)
     if match is None:
         raise BadRequest('If-Match must be one strong ETag such as "3".')
     return int(match.group(1))
@@ -215,6 +216,8 @@ def _operation(
             }
         }
     responses[str(spec.status)] = success
+    if spec.also_status is not None:
+        responses[str(spec.also_status)] = success
     for status, text in {
         400: "Bad request",
         401: "Not authenticated",

@@ -79,6 +79,8 @@ def load_json(raw: bytes, what: str = "The request body") -> Any:
 
 def _check(source: str, values: Any) -> None:
     for key, value in values.items(multi=True):
+        if key is None:  # a multipart part without a name
+            raise BadRequest(f"A {source} part has no name.")
         reason = unstorable(key) or unstorable(value)
         if reason:
             raise BadRequest(f"The {source} parameter {key!r} {reason}.")
