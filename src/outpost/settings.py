@@ -114,6 +114,10 @@ class Settings:
         return self.files_dir or self.data_dir / "files"
 
     @property
+    def link_max_lifetime(self) -> timedelta:
+        return timedelta(hours=self.link_max_hours)
+
+    @property
     def token_max_lifetime(self) -> timedelta:
         return timedelta(days=self.token_max_days)
 

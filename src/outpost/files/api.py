@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from outpost.errors import BadRequest
 from outpost.files import queries, service, sharing
-from outpost.files.models import File
+from outpost.files.models import File, FileLink, FileShare
 from outpost.files.schemas import (
     DownloadQuery,
     FileFilter,
@@ -34,6 +33,7 @@ from outpost.web.context import actor, principal, services, transaction
 from outpost.web.forms import parse, split_tags
 from outpost.web.openapi import endpoint, if_match_revision
 from outpost.web.pages import Paged, paged
+from outpost.web.responses import created, with_etag
 
 bp = Blueprint("files_api", __name__, url_prefix="/api/v1")
 
@@ -65,13 +65,6 @@ RAW_BODY = {"application/octet-stream": {"schema": {"type": "string", "format": 
 
 def file_out(file: File) -> dict[str, Any]:
     return FileOut.model_validate(file).model_dump(mode="json")
-
-
-def with_etag(body: dict[str, Any], revision: int, status: int = 200) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    response.headers["ETag"] = f'"{revision}"'
-    return response
 
 
 def _stored(upload: FileUpload, body: Readable, declared_size: int | None) -> Response:
@@ -227,7 +220,7 @@ def download(file_id: str, query: DownloadQuery) -> Response:
 # --- shares -----------------------------------------------------------------------------
 
 
-def share_out(share: Any) -> dict[str, Any]:
+def share_out(share: FileShare) -> dict[str, Any]:
     return ShareOut.model_validate(share).model_dump(mode="json")
 
 
@@ -249,10 +242,7 @@ def list_shares(file_id: str) -> Response:
 )
 def share_file(file_id: str, body: ShareCreate) -> Response:
     with transaction() as session:
-        share = sharing.share_file(session, actor(), file_id, body)
-        response = jsonify(share_out(share))
-        response.status_code = 201
-        return response
+        return created(share_out(sharing.share_file(session, actor(), file_id, body)))
 
 
 @bp.post("/shares")
@@ -265,10 +255,7 @@ def share_file(file_id: str, body: ShareCreate) -> Response:
 )
 def share_folder(body: FolderShareCreate) -> Response:
     with transaction() as session:
-        share = sharing.share_folder(session, actor(), body)
-        response = jsonify(share_out(share))
-        response.status_code = 201
-        return response
+        return created(share_out(sharing.share_folder(session, actor(), body)))
 
 
 @bp.delete("/shares/<share_id>")
@@ -283,7 +270,7 @@ def revoke_share(share_id: str) -> Response:
 # --- links ------------------------------------------------------------------------------
 
 
-def link_out(link: Any) -> dict[str, Any]:
+def link_out(link: FileLink) -> dict[str, Any]:
     return LinkOut.model_validate(link).model_dump(mode="json")
 
 
@@ -305,15 +292,12 @@ def list_links(query: LinkFilter) -> Response:
     extra_responses={409: "The file is deleted"},
 )
 def create_link(body: LinkCreate) -> Response:
-    max_hours = services().settings.link_max_hours
     with transaction() as session:
         issued = sharing.create_link(
-            session, actor(), body, max_lifetime=timedelta(hours=max_hours)
+            session, actor(), body, max_lifetime=services().settings.link_max_lifetime
         )
         url = url_for("files_public.link", token=issued.token, _external=True)
-        response = jsonify({**link_out(issued.link), "url": url})
-        response.status_code = 201
-        return response
+        return created({**link_out(issued.link), "url": url}, holds_secret=True)
 
 
 @bp.delete("/links/<link_id>")

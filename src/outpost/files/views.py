@@ -429,12 +429,11 @@ def revoke_share(share_id: str) -> Response:
 @bp.post("/files/<file_id>/links")
 def create_link(file_id: str) -> View:
     values = forms.query_values(request.form, LINK_FIELDS)
-    max_hours = services().settings.link_max_hours
     try:
         body = forms.parse(LinkCreate, {**values, "file_id": file_id})
         with transaction() as session:
             issued = sharing.create_link(
-                session, actor(), body, max_lifetime=timedelta(hours=max_hours)
+                session, actor(), body, max_lifetime=services().settings.link_max_lifetime
             )
             url = url_for("files_public.link", token=issued.token, _external=True)
     except BadRequest as exc:

@@ -11,6 +11,7 @@ from outpost.identity.schemas import MeOut, TokenCreate, TokenIssued, TokenOut
 from outpost.web.context import actor, principal, services, transaction
 from outpost.web.openapi import endpoint
 from outpost.web.pages import Paged, paged
+from outpost.web.responses import created
 
 bp = Blueprint("identity_api", __name__, url_prefix="/api/v1")
 
@@ -66,10 +67,7 @@ def create_token(body: TokenCreate) -> Response:
             permissions=body.permissions,
             max_lifetime=services().settings.token_max_lifetime,
         )
-        response = jsonify({**token_out(issued.token), "token": issued.secret})
-    response.status_code = 201
-    response.headers["Cache-Control"] = "no-store"
-    return response
+        return created({**token_out(issued.token), "token": issued.secret}, holds_secret=True)
 
 
 @bp.delete("/tokens/<token_id>")

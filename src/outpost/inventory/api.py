@@ -28,6 +28,7 @@ from outpost.inventory.schemas import (
 from outpost.web.context import actor, principal, transaction
 from outpost.web.openapi import MergePatch, endpoint, if_match_revision
 from outpost.web.pages import Paged, paged
+from outpost.web.responses import with_etag
 
 bp = Blueprint("inventory_api", __name__, url_prefix="/api/v1")
 
@@ -44,13 +45,6 @@ def site_out(site: Site, asset_count: int | None = None) -> dict[str, Any]:
 
 def asset_out(asset: Asset) -> dict[str, Any]:
     return AssetOut.model_validate(asset, from_attributes=True).model_dump(mode="json")
-
-
-def with_etag(body: dict[str, Any], revision: int, status: int = 200) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    response.headers["ETag"] = f'"{revision}"'
-    return response
 
 
 # --- sites ------------------------------------------------------------------------------
