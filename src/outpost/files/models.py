@@ -56,6 +56,8 @@ class File(Base):
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(String(2000), default="")
     tags: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    # The latest version's type, size and hash, copied here so that lists, filters and
+    # the browser need no join; only service._record_upload writes them, with the version.
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))

@@ -184,9 +184,9 @@ def upload_file(
         )
     key = f"{actor.org_id}/{ids.new_id('blob')}"
     blobs.put(key, reader, content_type=content_type)
-    stored = StoredUpload(key, reader.size, reader.sha256, content_type)
+    stored = StoredUpload(place, name, upload, key, reader.size, reader.sha256, content_type)
     try:
-        return _record_with_retry(db, actor, place, name, upload, stored, limits)
+        return _record_with_retry(db, actor, stored, limits)
     except BaseException:
         blobs.delete(key)
         raise
@@ -194,6 +194,11 @@ def upload_file(
 
 @dataclass(frozen=True)
 class StoredUpload:
+    """An upload whose bytes are in the store, waiting to be recorded."""
+
+    place: Place
+    name: str
+    fields: FileUpload
     key: str
     size: int
     sha256: str
@@ -201,19 +206,13 @@ class StoredUpload:
 
 
 def _record_with_retry(
-    db: Database,
-    actor: Actor,
-    place: Place,
-    name: str,
-    upload: FileUpload,
-    stored: StoredUpload,
-    limits: FileLimits,
+    db: Database, actor: Actor, stored: StoredUpload, limits: FileLimits
 ) -> Uploaded:
     """Two uploads racing to create the same name: the loser becomes a new version."""
     for attempt in (1, 2):
         try:
             with db.unit_of_work(write=True) as session:
-                return _record_upload(session, actor, place, name, upload, stored, limits)
+                return _record_upload(session, actor, stored, limits)
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -221,14 +220,9 @@ def _record_with_retry(
 
 
 def _record_upload(
-    session: Session,
-    actor: Actor,
-    place: Place,
-    name: str,
-    upload: FileUpload,
-    stored: StoredUpload,
-    limits: FileLimits,
+    session: Session, actor: Actor, stored: StoredUpload, limits: FileLimits
 ) -> Uploaded:
+    place, name, upload = stored.place, stored.name, stored.fields
     usage = _locked_usage(session, actor.org_id)
     refusal = _too_large(stored.size, limits, limits.quota_bytes - usage.used_bytes)
     if refusal is not None:

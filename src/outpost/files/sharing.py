@@ -13,6 +13,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -128,16 +129,27 @@ def list_shares(session: Session, principal: Principal, file_id: str) -> list[Fi
     )
 
 
-def revoke_share(session: Session, actor: Actor, share_id: str) -> FileShare:
-    share = session.get(FileShare, share_id)
-    if share is None or share.org_id != actor.org_id:
-        raise NotFound("No such share.")
+Revocable = TypeVar("Revocable", FileShare, FileLink)
+
+
+def _revoke(
+    session: Session, actor: Actor, model: type[Revocable], object_id: str, action: Action
+) -> Revocable:
+    """End a share or a link now (audited); another tenant's is a 404."""
+    what = model.audit_type.removeprefix("file_")
+    found = session.get(model, object_id)
+    if found is None or found.org_id != actor.org_id:
+        raise NotFound(f"No such {what}.")
     authorize(actor.principal, Permission.FILES_SHARE)
-    if share.revoked_at is not None:
-        raise Conflict("The share is already revoked.")
-    with audit.tracked(session, actor, Action.SHARE_REVOKED, share):
-        share.revoked_at = utcnow()
-    return share
+    if found.revoked_at is not None:
+        raise Conflict(f"The {what} is already revoked.")
+    with audit.tracked(session, actor, action, found):
+        found.revoked_at = utcnow()
+    return found
+
+
+def revoke_share(session: Session, actor: Actor, share_id: str) -> FileShare:
+    return _revoke(session, actor, FileShare, share_id, Action.SHARE_REVOKED)
 
 
 # --- links ------------------------------------------------------------------------------
@@ -210,15 +222,7 @@ def list_links(session: Session, principal: Principal, file_id: str) -> list[Fil
 
 
 def revoke_link(session: Session, actor: Actor, link_id: str) -> FileLink:
-    link = session.get(FileLink, link_id)
-    if link is None or link.org_id != actor.org_id:
-        raise NotFound("No such link.")
-    authorize(actor.principal, Permission.FILES_SHARE)
-    if link.revoked_at is not None:
-        raise Conflict("The link is already revoked.")
-    with audit.tracked(session, actor, Action.LINK_REVOKED, link):
-        link.revoked_at = utcnow()
-    return link
+    return _revoke(session, actor, FileLink, link_id, Action.LINK_REVOKED)
 
 
 @dataclass(frozen=True)

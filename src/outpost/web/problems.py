@@ -70,19 +70,17 @@ def status_of(exc: errors.OutpostError) -> int:
 def _domain_error(exc: errors.OutpostError) -> Response:
     status = status_of(exc)
     if not wants_json():
-        page = _html_error(status, exc.title, exc.detail)
-        if isinstance(exc, errors.TooManyRequests):
-            page.headers["Retry-After"] = str(exc.retry_after_s)
-        return page
-    extra: dict[str, Any] = {}
-    if isinstance(exc, errors.PreconditionFailed):
-        extra["current"] = exc.current
-    response = problem(
-        status, exc.type_slug, exc.title, exc.detail, getattr(exc, "violations", None), **extra
-    )
-    if isinstance(exc, errors.PreconditionFailed):
-        response.headers["ETag"] = f'"{exc.revision}"'
-    if isinstance(exc, errors.TooManyRequests):
+        response = _html_error(status, exc.title, exc.detail)
+    else:
+        extra: dict[str, Any] = {}
+        if isinstance(exc, errors.PreconditionFailed):
+            extra["current"] = exc.current
+        response = problem(
+            status, exc.type_slug, exc.title, exc.detail, getattr(exc, "violations", None), **extra
+        )
+        if isinstance(exc, errors.PreconditionFailed):
+            response.headers["ETag"] = f'"{exc.revision}"'
+    if isinstance(exc, errors.TooManyRequests):  # pages and the API alike
         response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
