@@ -37,6 +37,7 @@ from outpost.identity.secrets import digest
 from outpost.models import metadata
 from outpost.settings import Settings
 from outpost.web.auth import CSRF_COOKIE, SESSION_COOKIE
+from support.web import build_small_fleet
 
 CSRF = "authz-matrix-csrf-token"
 SECRET_KEY = "test-secret-key"
@@ -270,56 +271,8 @@ def created(response: Any) -> dict[str, Any]:
 
 def _fleet(world: World, tenant: Tenant, code: str) -> Ids:
     client, headers = world.setup, tenant.admin
-    site = created(
-        client.post(
-            "/api/v1/sites",
-            json={"name": f"Plant {code}", "code": code, "timezone": "Europe/Paris"},
-            headers=headers,
-        )
-    )
-
-    def asset(body: dict[str, Any]) -> dict[str, Any]:
-        return created(
-            client.post("/api/v1/assets", json={"site_id": site["id"], **body}, headers=headers)
-        )
-
-    gateway = asset(
-        {
-            "type": "gateway",
-            "name": f"{code} gateway",
-            "serial": f"{code}-GW1",
-            "config": {
-                "ip": "10.0.0.1",
-                "subnet": "10.0.0.0/24",
-                "upload_interval_s": 60,
-                "max_controllers": 2,
-                "max_bus_devices": 4,
-            },
-        }
-    )
-    controller = asset(
-        {
-            "type": "controller",
-            "parent_id": gateway["id"],
-            "name": f"{code} controller",
-            "serial": f"{code}-CT1",
-            "config": {"channels": 8, "ip": "10.0.0.2"},
-        }
-    )
-    sensor = asset(
-        {
-            "type": "sensor",
-            "parent_id": controller["id"],
-            "name": f"{code} temperature",
-            "serial": f"{code}-SN1",
-            "config": {
-                "channel": 1,
-                "kind": "temperature",
-                "unit": "degC",
-                "sampling_interval_s": 30,
-            },
-        }
-    )
+    fleet = build_small_fleet(client, headers, code)
+    site, gateway, controller, sensor = fleet.site, fleet.gateway, fleet.controller, fleet.sensor
     file_name = "report.pdf" if code != CANARY else f"{CANARY}-report.pdf"
     file = created(
         client.put(

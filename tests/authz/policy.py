@@ -27,6 +27,8 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from outpost.clock import isoformat, utcnow
+from support.files import PDF
+from support.web import PASSWORD
 
 PUBLIC = "public"
 VIEWER = "viewer"
@@ -54,7 +56,6 @@ TARGETS: tuple[str, ...] = ("own", "other_tenant", "missing")
 #: a grant past its ``expires_at``, or revoked: 401 or 403 as the grant design says).
 CREDENTIAL_CASES: tuple[str, ...] = ("anonymous", "revoked", "expired", "cross_kind")
 
-PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new passphrase"
 SENSOR_CONFIG: dict[str, Any] = {
     "channel": 1,
@@ -62,7 +63,6 @@ SENSOR_CONFIG: dict[str, Any] = {
     "unit": "degC",
     "sampling_interval_s": 30,
 }
-PDF = b"%PDF-1.4\n" + b"1 0 obj << /Type /Catalog >> endobj\n" * 20 + b"%%EOF\n"
 
 
 def allowed(role: str, minimum: str) -> bool:

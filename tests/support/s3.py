@@ -12,7 +12,6 @@ import http.client
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +19,8 @@ from pathlib import Path
 from typing import IO
 
 from outpost.settings import Settings
-from support.server import free_port
+from support.server import free_port, stop, wait_until_ready
 
-STARTUP_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 #: Credentials moto accepts (it checks none); real ones must never reach a test.
 ACCESS_KEY_ID = "test"
 SECRET_ACCESS_KEY = "test"
@@ -72,25 +69,9 @@ def running_s3_server() -> Iterator[str]:
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while not _answers(host, port):
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"moto.server exited with {process.returncode}:\n{_tail(log)}"
-                    )
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"moto.server did not answer:\n{_tail(log)}")
-                time.sleep(0.1)
+            wait_until_ready(
+                process, lambda: _answers(host, port), "moto.server", lambda: _tail(log)
+            )
             yield f"http://{host}:{port}"
         finally:
-            _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT_S)
+            stop(process)

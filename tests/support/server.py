@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,21 +112,26 @@ def running_server(
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = RunningServer(host, port, log_path)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _healthy(host, port):
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"outpost serve exited with {process.returncode}:\n{server.log_tail()}"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"outpost serve did not become healthy:\n{server.log_tail()}")
-            time.sleep(0.1)
+        wait_until_ready(process, lambda: _healthy(host, port), "outpost serve", server.log_tail)
         yield server
     finally:
-        _stop(process)
+        stop(process)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def wait_until_ready(
+    process: subprocess.Popen[bytes], ready: Callable[[], bool], what: str, log: Callable[[], str]
+) -> None:
+    """Poll ``ready`` until it holds; fail with the log if ``process`` exits or times out."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not become ready:\n{log()}")
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM (gunicorn's graceful shutdown), then SIGKILL if it does not exit in time."""
     if process.poll() is None:
         process.terminate()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from support.server import running_server
 from support.web import SmallFleet, build_small_fleet, log_in
 
 
@@ -36,3 +39,10 @@ def viewer(app: Flask, tenant: Any) -> FlaskClient:
 @pytest.fixture
 def fleet(client: FlaskClient, tenant: Any) -> SmallFleet:
     return build_small_fleet(client, tenant.headers())
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path, db: object) -> Iterator[str]:
+    """The real ``outpost serve`` on this test's database (for the browser tests)."""
+    with running_server(database_url, tmp_path, workers=1) as running:
+        yield running.base_url

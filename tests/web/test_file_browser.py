@@ -8,20 +8,17 @@ a screenshot of each step.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from outpost.demo_files import tiny_png
-from support.browser import CHROMIUM, CHROMIUM_ARGS, MISSING
-from support.server import running_server
+from support.browser import CHROMIUM, MISSING, chromium_page
 
 if not CHROMIUM.exists():
     pytest.skip(MISSING, allow_module_level=True)
-playwright_api = pytest.importorskip(
+pytest.importorskip(
     "playwright.sync_api", reason="the playwright module is missing (pip install playwright)"
 )
 
@@ -46,97 +43,69 @@ DROP_FILE = """(form) => {
 }"""
 
 
-@pytest.fixture
-def server(database_url: str, tmp_path: Path, db: object) -> Iterator[str]:
-    """The real ``outpost serve`` on this test's database."""
-    with running_server(database_url, tmp_path, workers=1) as running:
-        yield running.base_url
-
-
 def test_upload_preview_and_share_dialog_in_a_browser(
     server: str, fleet: Any, tmp_path: Path
 ) -> None:
-    shots = os.environ.get("OUTPOST_SCREENSHOTS")
-
-    def shoot(page: Any, name: str) -> None:
-        if shots:
-            Path(shots).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(shots) / f"files-{name}.png"), full_page=True)
-
     image = tmp_path / "panel.png"
     image.write_bytes(tiny_png(2, 1))
 
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            problems: list[str] = []
-            page.on("pageerror", lambda exc: problems.append(str(exc)))
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(m.text)
-                    if m.type == "error" and not m.text.startswith("Failed to load resource")
-                    else None
-                ),
-            )
+    with chromium_page("files-") as browser:
+        page, problems, shoot = browser.page, browser.problems, browser.shoot
 
-            page.goto(f"{server}/login")
-            page.fill("#email", "admin@acme-solar.test")
-            page.fill("#password", "correct horse battery")
-            page.click("button:has-text('Log in')")
-            page.wait_for_selector("h1:has-text('Fleet')")
-            page.click("a:has-text('Plant P1')")
-            page.wait_for_selector("h2:has-text('Files')")
-            assert page.is_visible(".drop-hint")  # the script enhanced the form
-            assert page.get_attribute("#upload-file", "multiple") is not None
+        page.goto(f"{server}/login")
+        page.fill("#email", "admin@acme-solar.test")
+        page.fill("#password", "correct horse battery")
+        page.click("button:has-text('Log in')")
+        page.wait_for_selector("h1:has-text('Fleet')")
+        page.click("a:has-text('Plant P1')")
+        page.wait_for_selector("h2:has-text('Files')")
+        assert page.is_visible(".drop-hint")  # the script enhanced the form
+        assert page.get_attribute("#upload-file", "multiple") is not None
 
-            # chosen with the file input: the script sends it, not the plain form
-            page.evaluate(WATCH_PROGRESS)
-            page.set_input_files("#upload-file", str(image))
-            page.fill("#upload-description", "Roof panel")
-            with (
-                page.expect_response(lambda r: r.url.endswith("/files/upload")) as sent,
-                page.expect_navigation(url="**notice=file-uploaded**"),
-            ):
-                page.click("form[data-upload] button[type=submit]")
-            assert sent.value.status == 201
-            assert sent.value.request.headers["accept"] == "application/json"
-            assert page.evaluate("sessionStorage.getItem('progress-done')") == "100:100"
-            page.wait_for_selector("text=The file was uploaded.")
-            assert "panel.png" in page.inner_text("table.files")
-            assert "Roof panel" in page.inner_text("table.files")
-            shoot(page, "uploaded")
+        # chosen with the file input: the script sends it, not the plain form
+        page.evaluate(WATCH_PROGRESS)
+        page.set_input_files("#upload-file", str(image))
+        page.fill("#upload-description", "Roof panel")
+        with (
+            page.expect_response(lambda r: r.url.endswith("/files/upload")) as sent,
+            page.expect_navigation(url="**notice=file-uploaded**"),
+        ):
+            page.click("form[data-upload] button[type=submit]")
+        assert sent.value.status == 201
+        assert sent.value.request.headers["accept"] == "application/json"
+        assert page.evaluate("sessionStorage.getItem('progress-done')") == "100:100"
+        page.wait_for_selector("text=The file was uploaded.")
+        assert "panel.png" in page.inner_text("table.files")
+        assert "Roof panel" in page.inner_text("table.files")
+        shoot("uploaded")
 
-            # dropped on the form
-            form = page.query_selector("form[data-upload]")
-            with page.expect_navigation(url="**notice=file-uploaded**"):
-                page.evaluate(DROP_FILE, form)
-            listed = page.inner_text("table.files")
-            assert "dropped.txt" in listed and "panel.png" in listed
+        # dropped on the form
+        form = page.query_selector("form[data-upload]")
+        with page.expect_navigation(url="**notice=file-uploaded**"):
+            page.evaluate(DROP_FILE, form)
+        listed = page.inner_text("table.files")
+        assert "dropped.txt" in listed and "panel.png" in listed
 
-            # the image's page: its preview is the real image, served inline
-            page.click("table.files a:has-text('panel.png')")
-            page.wait_for_selector("h2:has-text('Versions')")
-            preview = page.wait_for_selector("img.preview-image")
-            page.wait_for_function(
-                "() => document.querySelector('img.preview-image').complete"
-                " && document.querySelector('img.preview-image').naturalWidth > 0"
-            )
-            assert preview.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [2, 1]
-            assert not page.is_visible("#share-dialog")
+        # the image's page: its preview is the real image, served inline
+        page.click("table.files a:has-text('panel.png')")
+        page.wait_for_selector("h2:has-text('Versions')")
+        preview = page.wait_for_selector("img.preview-image")
+        page.wait_for_function(
+            "() => document.querySelector('img.preview-image').complete"
+            " && document.querySelector('img.preview-image').naturalWidth > 0"
+        )
+        assert preview.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [2, 1]
+        assert not page.is_visible("#share-dialog")
 
-            # the share dialog opens in place (no ?share=1 navigation) and closes
-            before = page.url
-            page.click("a:has-text('Share…')")
-            page.wait_for_selector("#share-dialog", state="visible")
-            assert page.evaluate("document.querySelector('#share-dialog').matches(':modal')")
-            assert page.url == before
-            assert page.is_visible("#share-dialog button:has-text('Create link')")
-            shoot(page, "share-dialog")
-            page.click("#share-dialog [data-close-dialog]")
-            page.wait_for_selector("#share-dialog", state="hidden")
-            assert page.url == before
-            assert not problems, problems  # no CSP violations or script errors
-        finally:
-            browser.close()
+        # the share dialog opens in place (no ?share=1 navigation) and closes
+        before = page.url
+        page.click("a:has-text('Share…')")
+        page.wait_for_selector("#share-dialog", state="visible")
+        assert page.evaluate("document.querySelector('#share-dialog').matches(':modal')")
+        assert page.url == before
+        assert page.is_visible("#share-dialog button:has-text('Create link')")
+        shoot("share-dialog")
+        page.click("#share-dialog [data-close-dialog]")
+        page.wait_for_selector("#share-dialog", state="hidden")
+        assert page.url == before
+        assert not problems, problems  # no CSP violations or script errors
