@@ -37,6 +37,10 @@ class Forbidden(OutpostError):
     title = "Forbidden"
     type_slug = "forbidden"
 
+    def __init__(self, detail: str, violations: Sequence[Violation] = ()) -> None:
+        super().__init__(detail)
+        self.violations = list(violations)
+
 
 class MfaRequired(OutpostError):
     """The action needs a second factor confirmed in this web session within the last

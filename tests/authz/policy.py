@@ -698,31 +698,7 @@ POLICY: dict[tuple[str, str], Rule] = {
 }
 
 
-#: The service checks the role's permission before it looks the object up, so a viewer
-#: naming another tenant's object (or none) hears "your role does not allow this" (403)
-#: where ARCHITECTURE.md says "another tenant's object is answered 404, never 403". It
-#: is no oracle (a missing id gets the same 403, which the matrix checks), but it breaks
-#: the rule as written, and other routes (the asset page's save and delete, every file
-#: write) look up first and answer 404. To be settled with scoped roles (issue 3): a
-#: decision on a scope needs the object first, so these will look it up first too.
-PERMISSION_BEFORE_LOOKUP = "403 not 404: permission checked before the object is looked up"
-
 #: Matrix cells where the app does not (yet) do what the policy says, and the lead has to
 #: decide: ``(endpoint, method, role, target) -> why``. Such a cell is reported as
 #: "xfail" while it still deviates, and fails as soon as it conforms (remove it then).
-KNOWN_DEVIATIONS: dict[tuple[str, str, str, str], str] = {
-    (endpoint, method, VIEWER, target): PERMISSION_BEFORE_LOOKUP
-    for endpoint, method in (
-        ("inventory_api.patch_site", "PATCH"),
-        ("inventory_api.put_site", "PUT"),
-        ("inventory_api.delete_site", "DELETE"),
-        ("inventory_api.create_asset", "POST"),
-        ("inventory_api.patch_asset", "PATCH"),
-        ("inventory_api.put_asset", "PUT"),
-        ("inventory_api.delete_asset", "DELETE"),
-        ("inventory_api.post_changeset", "POST"),
-        ("inventory.update_site", "POST"),
-        ("inventory.run_changeset", "POST"),
-    )
-    for target in ("other_tenant", "missing")
-}
+KNOWN_DEVIATIONS: dict[tuple[str, str, str, str], str] = {}

@@ -41,7 +41,7 @@ def test_a_scoped_token_can_only_use_its_permissions(client: FlaskClient, tenant
     assert me["permissions"] == ["asset.read", "site.read"]
     refused = client.post("/api/v1/sites", json={"name": "Plant S", "code": "S1"}, headers=headers)
     assert refused.status_code == 403
-    assert "not scoped for site.write" in refused.get_json()["detail"]
+    assert "do not hold site.write" in refused.get_json()["detail"]
     put_file(client, tenant.headers(), PDF, name="plan.pdf")
     assert client.get("/api/v1/files", headers=headers).get_json()["items"] == []
     assert client.get("/api/v1/files", headers=tenant.headers()).get_json()["items"] != []

@@ -1,27 +1,31 @@
-"""Who may read or change which files: organization roles, widened by explicit shares.
+"""Who may read or change which files: roles on scopes, widened by explicit shares.
 
 Access follows the asset tree: a file belongs to the organization, a site or an
-asset, and the owner must be one the principal can see. Roles give ``files.read`` /
-``files.write`` on every owner they reach; an active share (not revoked, not expired,
-for this user or their role) gives read or write on one file, or on a folder and
-everything below it. Expiry is compared with the clock on every call; nothing is cached.
+asset. ``files.read`` / ``files.write`` held on the owner's scope (the organization, the
+site, or a subtree holding the asset) give read or write; an active share (not revoked,
+not expired, for this user or their role) gives read or write on one file, or on a
+folder and everything below it. Expiry is compared with the clock on every call;
+nothing is cached. A file the principal may not read is answered as missing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from outpost.clock import utcnow
 from outpost.errors import Forbidden, NotFound
 from outpost.files import names
 from outpost.files.models import File, FileShare
-from outpost.identity.authz import can
-from outpost.identity.principal import Principal
+from outpost.identity.authz import authorize, can, reach
+from outpost.identity.principal import ORGANIZATION as ORGANIZATION_SCOPE
+from outpost.identity.principal import Area, Principal, Scope
 from outpost.identity.roles import Permission
+from outpost.inventory import scopes as inventory_scopes
 from outpost.inventory import service as inventory
+from outpost.inventory.models import Asset
 
 ORGANIZATION = "organization"
 
@@ -104,25 +108,41 @@ def place_of(file: File) -> Place:
     return Place(file.owner_type, file.owner_id, file.folder)
 
 
+def scope_of(session: Session, principal: Principal, place: Place) -> Scope:
+    """Where the place's owner sits in the organization."""
+    if place.owner_type == "asset":
+        return inventory.scope_of(session, principal, asset_id=place.owner_id)
+    if place.owner_type == "site":
+        return inventory.scope_of(session, principal, site_id=place.owner_id, asset_id=None)
+    return ORGANIZATION_SCOPE
+
+
 def require_read(session: Session, principal: Principal, file: File) -> None:
     if file.org_id != principal.org_id:
         raise NotFound("No such file.")
-    if can(principal, Permission.FILES_READ):
+    place = place_of(file)
+    if can(principal, Permission.FILES_READ, scope_of(session, principal, place)):
         return
-    if not _shared(session, principal, place_of(file), file.id, write=False):
-        raise Forbidden("You may not read this file.")
+    if not _shared(session, principal, place, file.id, write=False):
+        raise NotFound("No such file.")
 
 
 def require_write(
     session: Session, principal: Principal, place: Place, file: File | None = None
 ) -> None:
-    """Write ``file`` (or create a file at ``place``): ``files.write``, or a write share."""
+    """Write ``file`` (or create a file at ``place``): ``files.write`` there, or a write
+    share."""
     if file is not None and file.org_id != principal.org_id:
         raise NotFound("No such file.")
-    if can(principal, Permission.FILES_WRITE):
+    if can(principal, Permission.FILES_WRITE, scope_of(session, principal, place)):
         return
     if not _shared(session, principal, place, file.id if file else None, write=True):
-        raise Forbidden(f"Your role ({principal.role}) does not allow {Permission.FILES_WRITE}.")
+        raise Forbidden(f"You do not hold {Permission.FILES_WRITE} here.")
+
+
+def require_share(session: Session, principal: Principal, place: Place) -> None:
+    """Share files at ``place``: ``files.share`` on its owner's scope."""
+    authorize(principal, Permission.FILES_SHARE, scope_of(session, principal, place))
 
 
 def may_write(session: Session, principal: Principal, file: File) -> bool:
@@ -133,12 +153,34 @@ def may_write(session: Session, principal: Principal, file: File) -> bool:
     return True
 
 
+def _owner_in(area: Area) -> ColumnElement[bool]:
+    """The file's owner is inside ``area``."""
+    if area.whole:
+        return true()
+    owned_by_asset = and_(
+        File.owner_type == "asset",
+        File.owner_id.in_(select(Asset.id).where(inventory_scopes.assets_within_area(area))),
+    )
+    if area.asset_id is not None:
+        return owned_by_asset
+    return or_(and_(File.owner_type == "site", File.owner_id == area.site_id), owned_by_asset)
+
+
+def by_role(principal: Principal) -> ColumnElement[bool]:
+    """The files ``files.read`` reaches."""
+    found = reach(principal, Permission.FILES_READ)
+    if found.everywhere:
+        return true()
+    if found.nowhere:
+        return false()
+    return and_(or_(*(_owner_in(area) for area in found.areas)), _owner_in(found.within))
+
+
 def readable(principal: Principal) -> ColumnElement[bool]:
     """A filter on ``File`` for the files ``principal`` may read, for lists (in SQL)."""
-    if can(principal, Permission.FILES_READ):
-        return File.org_id == principal.org_id
+    mine = File.org_id == principal.org_id
     if not principal.org_id or not _shares_apply(principal, write=False):
-        return false()
+        return and_(mine, by_role(principal))
     by_file = FileShare.file_id == File.id
     by_folder = and_(
         FileShare.file_id.is_(None),
@@ -151,7 +193,5 @@ def readable(principal: Principal) -> ColumnElement[bool]:
             == FileShare.folder + "/",
         ),
     )
-    return and_(
-        File.org_id == principal.org_id,
-        exists(select(FileShare.id).where(_active(principal), or_(by_file, by_folder))),
-    )
+    shared = exists(select(FileShare.id).where(_active(principal), or_(by_file, by_folder)))
+    return and_(mine, or_(by_role(principal), shared))

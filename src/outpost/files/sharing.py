@@ -29,9 +29,8 @@ from outpost.files.access import Place
 from outpost.files.models import File, FileLink, FileShare, FileVersion
 from outpost.files.schemas import FolderShareCreate, LinkCreate, ShareCreate
 from outpost.identity import passwords
-from outpost.identity.authz import authorize
+from outpost.identity.custom_roles import role_exists
 from outpost.identity.principal import Actor, Principal, RequestMeta
-from outpost.identity.roles import Permission, is_role
 from outpost.identity.service import is_member
 from outpost.validation import Violation
 
@@ -48,7 +47,7 @@ def _check_share(session: Session, principal: Principal, data: ShareCreate) -> N
     problems: list[Violation] = []
     if data.grantee_type == "user" and not is_member(session, principal.org_id, data.grantee_id):
         problems.append(Violation("share.grantee_unknown", "No such member here.", "grantee_id"))
-    if data.grantee_type == "role" and not is_role(data.grantee_id):
+    if data.grantee_type == "role" and not role_exists(session, principal.org_id, data.grantee_id):
         problems.append(
             Violation("share.role_unknown", f"Unknown role {data.grantee_id!r}.", "grantee_id")
         )
@@ -73,7 +72,7 @@ def _new_share(
     session: Session, actor: Actor, data: ShareCreate, place: Place, file_id: str | None
 ) -> FileShare:
     principal = actor.principal
-    authorize(principal, Permission.FILES_SHARE)
+    access.require_share(session, principal, place)
     _check_share(session, principal, data)
     share = FileShare(
         id=ids.new_id("shr"),
@@ -140,12 +139,21 @@ def _revoke(
     found = session.get(model, object_id)
     if found is None or found.org_id != actor.org_id:
         raise NotFound(f"No such {what}.")
-    authorize(actor.principal, Permission.FILES_SHARE)
+    access.require_share(session, actor.principal, _place_of(session, found))
     if found.revoked_at is not None:
         raise Conflict(f"The {what} is already revoked.")
     with audit.tracked(session, actor, action, found):
         found.revoked_at = utcnow()
     return found
+
+
+def _place_of(session: Session, found: FileShare | FileLink) -> Place:
+    if isinstance(found, FileShare):
+        return Place(found.owner_type, found.owner_id, found.folder or "/")
+    file = session.get(File, found.file_id)
+    if file is None:
+        raise NotFound("No such link.")
+    return access.place_of(file)
 
 
 def revoke_share(session: Session, actor: Actor, share_id: str) -> FileShare:
@@ -170,7 +178,7 @@ def create_link(
 ) -> IssuedLink:
     principal = actor.principal
     file = service.get_file(session, principal, data.file_id)  # another tenant's: 404 first
-    authorize(principal, Permission.FILES_SHARE)
+    access.require_share(session, principal, access.place_of(file))
     access.require_write(session, principal, access.place_of(file), file)
     if file.deleted_at is not None:
         raise Conflict(f"{file.name} is deleted; restore it before sharing it.")

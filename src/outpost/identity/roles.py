@@ -1,7 +1,13 @@
-"""Permissions and the built-in roles that bundle them."""
+"""Permissions and the built-in roles that bundle them.
+
+A permission is a verb on a resource. A role is a named set of permissions; the
+built-in ones are below, an organization may define its own (``custom_roles``).
+Who holds a role, and on which scope, is in ``access.py``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -11,38 +17,85 @@ class Permission(StrEnum):
     ASSET_READ = "asset.read"
     ASSET_WRITE = "asset.write"
     CONFIG_WRITE = "config.write"
-    AUDIT_READ = "audit.read"
-    TOKEN_CREATE = "token.create"
-    TOKEN_MANAGE = "token.manage"
-    MEMBER_MANAGE = "member.manage"
+    TELEMETRY_READ = "telemetry.read"
+    TELEMETRY_WRITE = "telemetry.write"
     FILES_READ = "files.read"
     FILES_WRITE = "files.write"
     FILES_SHARE = "files.share"
+    REMOTE_CONNECT = "remote.connect"
+    AUDIT_READ = "audit.read"
+    GRANT_CREATE = "grant.create"
+    TOKEN_CREATE = "token.create"
+    TOKEN_MANAGE = "token.manage"
+    MEMBER_MANAGE = "member.manage"
 
 
-_READ = frozenset(
+#: Permissions that mean something only on the whole organization: a holding of them
+#: on a site or an asset subtree counts for nothing.
+ORGANIZATION_ONLY = frozenset(
+    {
+        Permission.AUDIT_READ,
+        Permission.TOKEN_CREATE,
+        Permission.TOKEN_MANAGE,
+        Permission.MEMBER_MANAGE,
+    }
+)
+
+#: What a temporary grant never carries: its holder cannot delegate from it.
+NOT_DELEGABLE = frozenset({Permission.GRANT_CREATE, Permission.TOKEN_CREATE})
+
+#: The role of a member with no standing access: they act only through grants.
+NO_ROLE = "none"
+
+_VIEW = frozenset(
     {
         Permission.SITE_READ,
         Permission.ASSET_READ,
+        Permission.TELEMETRY_READ,
+        Permission.FILES_READ,
         Permission.AUDIT_READ,
         Permission.TOKEN_CREATE,
-        Permission.FILES_READ,
     }
 )
-_OPERATE = _READ | {
+_TECHNICIAN = _VIEW | {
+    Permission.CONFIG_WRITE,
+    Permission.TELEMETRY_WRITE,
+    Permission.FILES_WRITE,
+    Permission.REMOTE_CONNECT,
+}
+_OPERATE = _TECHNICIAN | {
     Permission.SITE_WRITE,
     Permission.ASSET_WRITE,
-    Permission.CONFIG_WRITE,
-    Permission.FILES_WRITE,
     Permission.FILES_SHARE,
+    Permission.GRANT_CREATE,
 }
 
-ROLES: dict[str, frozenset[Permission]] = {
-    "viewer": _READ,
+BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
+    "viewer": _VIEW,
+    "technician": _TECHNICIAN,
     "operator": _OPERATE,
     "admin": frozenset(Permission),
+    NO_ROLE: frozenset(),
+}
+
+ROLE_DESCRIPTIONS = {
+    "viewer": "Reads the fleet, its telemetry, files and audit trail.",
+    "technician": "A viewer who also changes device configuration, uploads files, "
+    "writes telemetry and connects to devices.",
+    "operator": "A technician who also creates, moves and deletes sites and assets, "
+    "shares files and grants access within their scope.",
+    "admin": "Everything, including members, roles and every token.",
+    NO_ROLE: "No standing access: only what grants give.",
 }
 
 
-def is_role(name: str) -> bool:
-    return name in ROLES
+def is_builtin(name: str) -> bool:
+    return name in BUILTIN_ROLES
+
+
+_KNOWN = frozenset(p.value for p in Permission)
+
+
+def known_permissions(values: Iterable[str]) -> frozenset[Permission]:
+    """The known permissions among ``values`` (a stored list may outlive a removed one)."""
+    return frozenset(Permission(v) for v in values if v in _KNOWN)

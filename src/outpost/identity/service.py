@@ -15,11 +15,12 @@ from outpost.audit import service as audit
 from outpost.audit.actions import Action
 from outpost.clock import utcnow
 from outpost.errors import BadRequest, Conflict, NotFound, Unauthenticated
-from outpost.identity import factors, passwords, secrets
+from outpost.identity import access, factors, passwords, secrets
 from outpost.identity.authz import authorize, can, permissions_of
+from outpost.identity.custom_roles import role_exists
 from outpost.identity.models import ApiToken, Membership, Organization, User
-from outpost.identity.principal import Actor, Principal, RequestMeta
-from outpost.identity.roles import Permission, is_role
+from outpost.identity.principal import Actor, Area, Principal, RequestMeta
+from outpost.identity.roles import Permission
 from outpost.validation import Violation
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -73,7 +74,7 @@ def add_user(
     """Create the user if the email is new, and make them a member of the actor's organization."""
     authorize(actor.principal, Permission.MEMBER_MANAGE)
     email = email.strip().lower()
-    problems = list(_check_new_user(email, password, role))
+    problems = list(_check_new_user(session, actor.org_id, email, password, role))
     if problems:
         raise BadRequest("The user cannot be created.", problems)
     user = session.scalar(select(User).where(User.email == email))
@@ -107,12 +108,14 @@ def add_user(
     return user
 
 
-def _check_new_user(email: str, password: str, role: str) -> list[Violation]:
+def _check_new_user(
+    session: Session, org_id: str, email: str, password: str, role: str
+) -> list[Violation]:
     problems = []
     if "@" not in email or len(email) > 320:
         problems.append(Violation("user.email_invalid", "Give a valid email address.", "email"))
     problems += password_violations(password, email)
-    if not is_role(role):
+    if not role_exists(session, org_id, role):
         problems.append(Violation("user.role_unknown", f"Unknown role {role!r}.", "role"))
     return problems
 
@@ -167,7 +170,13 @@ def principal_for(session: Session, user: User, org_id: str) -> Principal:
     )
     if role is None or not user.is_active:
         raise NotFound("No such member.")
-    return Principal(org_id=org_id, user_id=user.id, role=role, label=user.email)
+    return Principal(
+        org_id=org_id,
+        user_id=user.id,
+        role=role,
+        label=user.email,
+        holdings=access.holdings(session, org_id, user.id, role, utcnow()),
+    )
 
 
 # --- API tokens -------------------------------------------------------------------------
@@ -294,6 +303,8 @@ def authenticate_token(session: Session, secret: str) -> tuple[Principal, bool]:
             ApiToken.revoked_at,
             ApiToken.last_used_at,
             ApiToken.permissions,
+            ApiToken.site_id,
+            ApiToken.asset_id,
             User.id.label("user_id"),
             User.email,
             User.is_active,
@@ -322,6 +333,8 @@ def authenticate_token(session: Session, secret: str) -> tuple[Principal, bool]:
         kind="token",
         token_id=row.id,
         token_permissions=None if row.permissions is None else frozenset(row.permissions),
+        token_area=Area(row.site_id, row.asset_id),
+        holdings=access.holdings(session, row.org_id, row.user_id, row.role, now),
         label=f"{row.email} via token {row.name!r} ({row.prefix})",
     )
     stale = row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION

@@ -14,7 +14,7 @@ from outpost.audit import service as audit
 from outpost.audit.actions import Action
 from outpost.clock import utcnow
 from outpost.errors import NotFound, Unauthenticated
-from outpost.identity import factors, passwords, secrets, throttle
+from outpost.identity import access, factors, passwords, secrets, throttle
 from outpost.identity.models import Membership, User, WebSession
 from outpost.identity.principal import Actor, Principal, RequestMeta
 from outpost.identity.service import LAST_USED_RESOLUTION, principal_for
@@ -212,7 +212,13 @@ def resolve_session(
         or row.role is None
     ):
         raise Unauthenticated("Your session has ended; log in again.")
-    principal = Principal(org_id=row.org_id, user_id=row.user_id, role=row.role, label=row.email)
+    principal = Principal(
+        org_id=row.org_id,
+        user_id=row.user_id,
+        role=row.role,
+        label=row.email,
+        holdings=access.holdings(session, row.org_id, row.user_id, row.role, now),
+    )
     return principal, row.id, now - row.last_seen_at > LAST_USED_RESOLUTION
 
 

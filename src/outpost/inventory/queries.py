@@ -8,9 +8,11 @@ from sqlalchemy import ColumnElement, exists, func, literal_column, or_, select,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from outpost.identity.authz import authorize
+from outpost.errors import Forbidden
+from outpost.identity.authz import reach, require_somewhere
 from outpost.identity.principal import Principal
 from outpost.identity.roles import Permission
+from outpost.inventory import scopes
 from outpost.inventory.models import Asset, Site
 from outpost.inventory.schemas import AssetFilter, SiteFilter
 from outpost.pagination import Page, decode_cursor, page_of
@@ -32,9 +34,9 @@ def _like(text: str) -> str:
 
 
 def list_assets(session: Session, principal: Principal, filters: AssetFilter) -> Page[Asset]:
-    authorize(principal, Permission.ASSET_READ)
-    org_id = principal.org_id
-    query = select(Asset).where(Asset.org_id == org_id)
+    """The assets the principal may read, filtered in SQL."""
+    reach = require_somewhere(principal, Permission.ASSET_READ)
+    query = select(Asset).where(Asset.org_id == principal.org_id, scopes.assets_within(reach))
     if filters.site_id:
         query = query.where(Asset.site_id == filters.site_id)
     if filters.type:
@@ -58,10 +60,16 @@ def list_assets(session: Session, principal: Principal, filters: AssetFilter) ->
 def list_sites(
     session: Session, principal: Principal, filters: SiteFilter
 ) -> Page[tuple[Site, int]]:
-    """Sites in code order, each with its asset count: counted for this page's sites only,
-    in one grouped query (no N+1, and no count over the whole organization)."""
-    authorize(principal, Permission.SITE_READ)
-    query = select(Site).where(Site.org_id == principal.org_id)
+    """The sites the principal may see, in code order, each with the number of its assets
+    they may read: counted for this page's sites only, in one grouped query (no N+1, and
+    no count over the whole organization)."""
+    site_reach = reach(principal, Permission.SITE_READ)
+    asset_reach = reach(principal, Permission.ASSET_READ)
+    if site_reach.nowhere and asset_reach.nowhere:
+        raise Forbidden(f"You do not hold {Permission.SITE_READ} anywhere.")
+    query = select(Site).where(
+        Site.org_id == principal.org_id, scopes.sites_within(site_reach, asset_reach)
+    )
     if filters.tag:
         query = query.where(has_tag(session, Site.tags, filters.tag))
     if filters.q:
@@ -86,6 +94,7 @@ def list_sites(
                 .where(
                     Asset.org_id == principal.org_id,
                     Asset.site_id.in_([site.id for site in page.items]),
+                    scopes.assets_within(asset_reach),
                 )
                 .group_by(Asset.site_id)
             )
@@ -94,19 +103,25 @@ def list_sites(
 
 
 def site_tree(session: Session, principal: Principal, site_id: str) -> list[Asset]:
-    """Every asset of a site, parents before children, siblings by name."""
-    authorize(principal, Permission.ASSET_READ)
-    org_id = principal.org_id
+    """Every asset of a site the principal may read, parents before children, siblings by
+    name. The top of a subtree the principal holds is listed as a root."""
+    reach = require_somewhere(principal, Permission.ASSET_READ)
     assets = list(
         session.scalars(
             select(Asset)
-            .where(Asset.org_id == org_id, Asset.site_id == site_id)
+            .where(
+                Asset.org_id == principal.org_id,
+                Asset.site_id == site_id,
+                scopes.assets_within(reach),
+            )
             .order_by(Asset.name, Asset.id)
         )
     )
+    shown = {asset.id for asset in assets}
     children: dict[str | None, list[Asset]] = {}
     for asset in assets:
-        children.setdefault(asset.parent_id, []).append(asset)
+        parent = asset.parent_id if asset.parent_id in shown else None
+        children.setdefault(parent, []).append(asset)
     ordered: list[Asset] = []
 
     def walk(parent_id: str | None) -> None:
@@ -119,21 +134,25 @@ def site_tree(session: Session, principal: Principal, site_id: str) -> list[Asse
 
 
 def count_assets(session: Session, principal: Principal) -> int:
-    authorize(principal, Permission.ASSET_READ)
-    org_id = principal.org_id
+    reach = require_somewhere(principal, Permission.ASSET_READ)
+    query = select(func.count()).select_from(Asset)
     return (
-        session.scalar(select(func.count()).select_from(Asset).where(Asset.org_id == org_id)) or 0
+        session.scalar(query.where(Asset.org_id == principal.org_id, scopes.assets_within(reach)))
+        or 0
     )
 
 
 def asset_names(session: Session, principal: Principal, asset_ids: Iterable[str]) -> dict[str, str]:
-    """Id → name of the given assets that exist in the organization (for labelling links)."""
-    authorize(principal, Permission.ASSET_READ)
-    org_id = principal.org_id
+    """Id → name of the given assets the principal may read (for labelling links)."""
+    reach = require_somewhere(principal, Permission.ASSET_READ)
     wanted = sorted(set(asset_ids))
     if not wanted:
         return {}
     rows = session.execute(
-        select(Asset.id, Asset.name).where(Asset.org_id == org_id, Asset.id.in_(wanted[:1000]))
+        select(Asset.id, Asset.name).where(
+            Asset.org_id == principal.org_id,
+            Asset.id.in_(wanted[:1000]),
+            scopes.assets_within(reach),
+        )
     )
     return {row.id: row.name for row in rows}

@@ -15,11 +15,11 @@ from outpost import ids
 from outpost.audit import service as audit
 from outpost.audit.actions import Action
 from outpost.clock import utcnow
-from outpost.errors import Conflict, NotFound, RuleViolation, require_revision
-from outpost.identity.authz import authorize
-from outpost.identity.principal import Actor, Principal
+from outpost.errors import Conflict, Forbidden, NotFound, RuleViolation, require_revision
+from outpost.identity.authz import authorize, can, require_somewhere
+from outpost.identity.principal import Actor, Principal, Scope
 from outpost.identity.roles import Permission
-from outpost.inventory import planner
+from outpost.inventory import planner, scopes
 from outpost.inventory.catalogue import CATALOGUE, AssetType
 from outpost.inventory.models import Asset, Site
 from outpost.inventory.schemas import (
@@ -39,9 +39,9 @@ from outpost.validation import Violation, field_violations
 
 
 def get_site(session: Session, principal: Principal, site_id: str) -> Site:
-    authorize(principal, Permission.SITE_READ)
+    """A site the principal may see; another's, or one outside their scope, is NotFound."""
     site = session.scalar(select(Site).where(Site.id == site_id, Site.org_id == principal.org_id))
-    if site is None:
+    if site is None or not scopes.can_see_site(session, principal, site.id):
         raise NotFound(f"No site {site_id}.")
     return site
 
@@ -89,8 +89,7 @@ def update_site(
     replace_all: bool = False,
 ) -> Site:
     """Merge-patch (or replace) a site; its assets' rules are checked against the new values."""
-    authorize(actor.principal, Permission.SITE_WRITE)
-    site = _locked_site(session, actor.org_id, site_id)
+    site = _locked_site(session, actor.principal, site_id)
     require_revision(site.revision, if_revision, site.audit_snapshot(), f"Site {site.code}")
     current = {k: v for k, v in site.audit_snapshot().items() if k in SiteFields.model_fields}
     merged = changes if replace_all else planner.merge_patch(current, changes)
@@ -119,8 +118,7 @@ def update_site(
 
 
 def delete_site(session: Session, actor: Actor, site_id: str, *, if_revision: int) -> None:
-    authorize(actor.principal, Permission.SITE_WRITE)
-    site = _locked_site(session, actor.org_id, site_id)
+    site = _locked_site(session, actor.principal, site_id)
     require_revision(site.revision, if_revision, site.audit_snapshot(), f"Site {site.code}")
     remaining = session.scalar(select(func.count()).where(Asset.site_id == site.id)) or 0
     if remaining:
@@ -133,12 +131,14 @@ def delete_site(session: Session, actor: Actor, site_id: str, *, if_revision: in
         track.deleted = True
 
 
-def _locked_site(session: Session, org_id: str, site_id: str) -> Site:
+def _locked_site(session: Session, principal: Principal, site_id: str) -> Site:
+    """The site, locked for a write the principal may make (``site.write`` on it)."""
     site = session.scalar(
-        select(Site).where(Site.id == site_id, Site.org_id == org_id).with_for_update()
+        select(Site).where(Site.id == site_id, Site.org_id == principal.org_id).with_for_update()
     )
-    if site is None:
+    if site is None or not scopes.can_see_site(session, principal, site.id):
         raise NotFound(f"No site {site_id}.")
+    authorize(principal, Permission.SITE_WRITE, scopes.site_scope(site.id))
     return site
 
 
@@ -173,23 +173,39 @@ def _check_site_codes(
 
 
 def list_asset_types(principal: Principal) -> list[AssetType]:
-    """The catalogue of asset types, for anyone who may read assets."""
-    authorize(principal, Permission.ASSET_READ)
+    """The catalogue of asset types, for anyone who may read assets somewhere."""
+    require_somewhere(principal, Permission.ASSET_READ)
     return list(CATALOGUE.values())
 
 
 def get_asset(session: Session, principal: Principal, asset_id: str) -> Asset:
-    authorize(principal, Permission.ASSET_READ)
+    """An asset the principal may read; another's, or one outside their scope, is NotFound."""
+    asset = session.scalar(
+        select(Asset).where(Asset.id == asset_id, Asset.org_id == principal.org_id)
+    )
+    if asset is None or not can(
+        principal, Permission.ASSET_READ, scopes.asset_scope(session, principal, asset)
+    ):
+        raise NotFound(f"No asset {asset_id}.")
+    return asset
+
+
+def scope_of(
+    session: Session, principal: Principal, *, site_id: str | None = None, asset_id: str | None
+) -> Scope:
+    """Where a site or an asset of the principal's organization sits, for the decisions of
+    domains that attach things to them. Decides nothing itself; a missing one is NotFound."""
+    if asset_id is None:
+        return scopes.site_scope(site_id) if site_id else Scope()
     asset = session.scalar(
         select(Asset).where(Asset.id == asset_id, Asset.org_id == principal.org_id)
     )
     if asset is None:
         raise NotFound(f"No asset {asset_id}.")
-    return asset
+    return scopes.asset_scope(session, principal, asset)
 
 
 def create_asset(session: Session, actor: Actor, data: AssetCreate) -> Asset:
-    authorize(actor.principal, Permission.ASSET_WRITE)
     proposal = _write_one(session, actor, CreateOp(op="create", **data.model_dump()))
     return planner.written_asset(proposal, proposal.diffs[0].asset_id)
 
@@ -203,8 +219,6 @@ def update_asset(
     if_revision: int,
 ) -> Asset:
     """Apply a JSON merge patch to one asset."""
-    needed = Permission.CONFIG_WRITE if "config" in patch else Permission.ASSET_WRITE
-    authorize(actor.principal, needed)
     proposal = _write_one(
         session, actor, UpdateOp(op="update", id=asset_id, if_revision=if_revision, patch=patch)
     )
@@ -220,12 +234,7 @@ def replace_asset(
     if_revision: int,
 ) -> Asset:
     """PUT: every editable field is replaced; the config is taken whole, not merged."""
-    authorize(actor.principal, Permission.CONFIG_WRITE)
-    current = session.scalar(
-        select(Asset.config).where(Asset.id == asset_id, Asset.org_id == actor.org_id)
-    )
-    if current is None:
-        raise NotFound(f"No asset {asset_id}.")
+    current = get_asset(session, actor.principal, asset_id).config
     patch = data.model_dump(exclude={"type"})
     patch["config"] = _replacement_patch(current, data.config)
     if data.type is not None:
@@ -255,7 +264,6 @@ def delete_asset(
     if_revision: int,
     cascade: bool = False,
 ) -> None:
-    authorize(actor.principal, Permission.ASSET_WRITE)
     _write_one(
         session, actor, DeleteOp(op="delete", id=asset_id, if_revision=if_revision, cascade=cascade)
     )
@@ -264,7 +272,8 @@ def delete_asset(
 def _write_one(session: Session, actor: Actor, operation: planner.Op) -> planner.Plan:
     """Plan and apply one operation, with single-object HTTP semantics.
 
-    A missing target (an unknown id, or another tenant's) is NotFound, a stale revision
+    A missing target (an unknown id, another tenant's, or one outside the principal's
+    scope) is NotFound, a write the principal may not make is Forbidden, a stale revision
     is PreconditionFailed, remaining children are a Conflict listing them, and any other
     violation is a RuleViolation listing every one.
     """
@@ -274,6 +283,7 @@ def _write_one(session: Session, actor: Actor, operation: planner.Op) -> planner
     ]
     if missing:
         raise NotFound(missing[0].message)
+    _authorize_plan(actor.principal, proposal)
     planner.raise_if_stale(proposal)
     dependents = [v for v in proposal.violations if v.code == "asset.has_children"]
     if dependents:
@@ -284,6 +294,54 @@ def _write_one(session: Session, actor: Actor, operation: planner.Op) -> planner
         raise RuleViolation(proposal.every_violation())
     planner.apply_plan(session, actor, proposal)
     return proposal
+
+
+def _authorize_plan(principal: Principal, proposal: planner.Plan) -> None:
+    """Every planned change needs its permissions where the asset is and where it goes.
+
+    An asset the principal cannot read is NotFound; a change they may not make is
+    Forbidden, naming each offending asset.
+    """
+    refused: list[Violation] = []
+    for diff in proposal.diffs:
+        needed = _needed(diff)
+        for states in (proposal.origin, proposal.proposed):
+            if diff.asset_id not in states:
+                continue
+            scope = scopes.planned_scope(states, diff.asset_id)
+            if states is proposal.origin and not can(principal, Permission.ASSET_READ, scope):
+                raise NotFound(f"No asset {diff.asset_id}.")
+            refused += [
+                Violation(
+                    "permission.denied",
+                    f"You do not hold {permission} on this asset's scope.",
+                    "",
+                    diff.asset_id,
+                )
+                for permission in needed
+                if not can(principal, permission, scope)
+            ]
+    if refused:
+        unique = list(dict.fromkeys(refused))
+        raise Forbidden(unique[0].message, unique)
+
+
+def _needed(diff: planner.Diff) -> list[Permission]:
+    """A create or delete needs ``asset.write``; an update needs ``config.write`` for its
+    config and ``asset.write`` for anything else it changes."""
+    if diff.before is None or diff.after is None:
+        return [Permission.ASSET_WRITE]
+    changed = {
+        key
+        for key in diff.before.keys() | diff.after.keys()
+        if key not in {"revision", "updated_at"} and diff.before.get(key) != diff.after.get(key)
+    }
+    needed = []
+    if "config" in changed:
+        needed.append(Permission.CONFIG_WRITE)
+    if changed - {"config"}:
+        needed.append(Permission.ASSET_WRITE)
+    return needed
 
 
 # --- change sets ------------------------------------------------------------------------
@@ -303,11 +361,8 @@ def run_changeset(
     A dry run returns the plan with its violations and writes nothing. A real run
     with violations raises :class:`RuleViolation` listing every one.
     """
-    needs_config = any(op.op == "update" and "config" in op.patch for op in changeset.operations)
-    authorize(actor.principal, Permission.ASSET_WRITE)
-    if needs_config:
-        authorize(actor.principal, Permission.CONFIG_WRITE)
     proposal = planner.plan(session, actor.org_id, changeset.operations)
+    _authorize_plan(actor.principal, proposal)
     if dry_run:
         return ChangeSetOutcome(proposal, applied=False)
     if not proposal.valid:

@@ -10,8 +10,7 @@ from outpost.audit import views as audit_views
 from outpost.files import views as files_views
 from outpost.identity import mfa_views
 from outpost.identity import views as identity_views
-from outpost.identity.authz import can
-from outpost.identity.roles import Permission
+from outpost.identity.authz import permissions_of
 from outpost.inventory import views as inventory_views
 
 #: Messages a page may show after a redirect, picked by ``?notice=<key>``.
@@ -39,14 +38,15 @@ layout = Blueprint("layout", __name__)
 
 @layout.app_context_processor
 def _shared() -> dict[str, Any]:
-    """``notice`` and ``may(permission)``, which hides buttons the role cannot use.
+    """``notice`` and ``may(permission)``, which hides buttons for what the user holds
+    nowhere.
 
-    Hiding is a courtesy only: the service still authorizes every write.
+    Hiding is a courtesy only: the service still authorizes every write where it happens.
     """
 
     def may(permission: str) -> bool:
         who = getattr(g, "principal", None)
-        return who is not None and can(who, Permission(permission))
+        return who is not None and permission in permissions_of(who)
 
     return {"notice": NOTICES.get(request.args.get("notice", "")), "may": may}
 
