@@ -113,7 +113,7 @@ def scope_of(session: Session, principal: Principal, place: Place) -> Scope:
     if place.owner_type == "asset":
         return inventory.scope_of(session, principal, asset_id=place.owner_id)
     if place.owner_type == "site":
-        return inventory.scope_of(session, principal, site_id=place.owner_id, asset_id=None)
+        return inventory.scope_of(session, principal, site_id=place.owner_id)
     return ORGANIZATION_SCOPE
 
 

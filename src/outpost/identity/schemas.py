@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,3 +51,63 @@ class MeOut(BaseModel):
     label: str
     token_id: str | None
     permissions: list[str] = Field(description="What the caller may do: role ∩ token scope.")
+
+
+# --- grants -----------------------------------------------------------------------------
+
+ObjectId = Annotated[str, Field(min_length=1, max_length=40)]
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class GrantCreate(Strict):
+    user_id: ObjectId
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+    site_id: ObjectId | None = Field(default=None, description="Scope: a site ...")
+    asset_id: ObjectId | None = Field(
+        default=None, description="... or an asset and everything below it; neither: all."
+    )
+    starts_at: datetime | None = Field(default=None, description="Default: now.")
+    expires_at: datetime | None = Field(
+        default=None,
+        description="Required except for a member manager's standing assignment; at most "
+        "the organization's maximum grant duration (default 7 days) after the start.",
+    )
+    reason: Reason
+
+
+class GrantEnd(Strict):
+    reason: Reason
+
+
+class GrantEarlyEnd(Strict):
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class GrantFilterIn(Strict):
+    user_id: ObjectId | None = None
+    site_id: ObjectId | None = None
+    asset_id: ObjectId | None = None
+    state: Literal["active", "upcoming", "ended"] | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    cursor: Annotated[str, Field(max_length=40)] | None = None
+
+
+class GrantOut(BaseModel):
+    id: str
+    user_id: str
+    role: str
+    site_id: str | None
+    asset_id: str | None
+    starts_at: datetime
+    expires_at: datetime | None
+    reason: str
+    granted_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+    active: bool = Field(default=False, description="In force right now.")

@@ -190,8 +190,17 @@ def get_asset(session: Session, principal: Principal, asset_id: str) -> Asset:
     return asset
 
 
+def site_exists(session: Session, org_id: str, site_id: str) -> bool:
+    found = session.scalar(select(Site.id).where(Site.id == site_id, Site.org_id == org_id))
+    return found is not None
+
+
 def scope_of(
-    session: Session, principal: Principal, *, site_id: str | None = None, asset_id: str | None
+    session: Session,
+    principal: Principal,
+    *,
+    site_id: str | None = None,
+    asset_id: str | None = None,
 ) -> Scope:
     """Where a site or an asset of the principal's organization sits, for the decisions of
     domains that attach things to them. Decides nothing itself; a missing one is NotFound."""
