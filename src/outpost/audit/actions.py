@@ -10,6 +10,7 @@ class Action(StrEnum):
     USER_CREATED = "identity.user.created"
     MEMBERSHIP_CREATED = "identity.membership.created"
     MEMBERSHIP_UPDATED = "identity.membership.updated"
+    MEMBERSHIP_DELETED = "identity.membership.deleted"
     TOKEN_CREATED = "identity.token.created"
     TOKEN_REVOKED = "identity.token.revoked"
     SESSION_STARTED = "identity.session.started"

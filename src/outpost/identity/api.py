@@ -65,6 +65,7 @@ def create_token(body: TokenCreate) -> Response:
             name=body.name,
             expires_in=body.expires_in,
             permissions=body.permissions,
+            area=body.area,
             max_lifetime=services().settings.token_max_lifetime,
         )
         return created({**token_out(issued.token), "token": issued.secret}, holds_secret=True)

@@ -27,6 +27,7 @@ from outpost.db import Database
 from outpost.errors import BadRequest, Conflict, Forbidden, NotFound
 from outpost.identity import factors
 from outpost.identity.access import role_permissions
+from outpost.identity.areas import area_scope
 from outpost.identity.authz import can, holdings_of, reach
 from outpost.identity.custom_roles import role_exists
 from outpost.identity.models import Grant, Organization
@@ -34,7 +35,6 @@ from outpost.identity.principal import Actor, Area, Principal, Scope
 from outpost.identity.roles import NOT_DELEGABLE, ORGANIZATION_ONLY, Permission
 from outpost.identity.service import is_member, system_actor
 from outpost.inventory import scopes as inventory_scopes
-from outpost.inventory import service as inventory
 from outpost.inventory.models import Asset
 from outpost.validation import Violation
 
@@ -62,17 +62,6 @@ class GrantSpec:
         return Area(None if self.asset_id else self.site_id, self.asset_id)
 
 
-def area_scope(session: Session, principal: Principal, area: Area) -> Scope:
-    """Where an area sits; its site or asset must exist in the principal's organization."""
-    if area.asset_id is not None:
-        return inventory.scope_of(session, principal, asset_id=area.asset_id)
-    if area.site_id is not None:
-        if not inventory.site_exists(session, principal.org_id, area.site_id):
-            raise NotFound(f"No site {area.site_id}.")
-        return inventory.scope_of(session, principal, site_id=area.site_id)
-    return Scope()
-
-
 def max_duration(session: Session, org_id: str) -> timedelta:
     hours = session.scalar(select(Organization.max_grant_hours).where(Organization.id == org_id))
     return timedelta(hours=hours or 168)
@@ -96,9 +85,7 @@ def create_grant(
     factors.require_fresh_mfa(session, principal, web_session_id)
     now = utcnow()
     starts_at = spec.starts_at or now
-    problems = _spec_problems(session, principal, spec, starts_at, now)
-    if not problems:
-        problems = _subset_problems(session, principal, spec, scope, starts_at)
+    problems = _problems(session, principal, spec, scope, now, grantee=True)
     if problems:
         raise BadRequest("The grant cannot be given.", problems)
     with audit.tracked(session, actor, Action.GRANT_CREATED) as track:
@@ -120,18 +107,51 @@ def create_grant(
     return grant
 
 
+def grantor_problems(
+    session: Session, principal: Principal, spec: GrantSpec, scope: Scope, now: datetime
+) -> list[Violation]:
+    """Why ``principal`` could not give ``spec`` (at ``scope``, where its area sits) at
+    ``now``, whoever receives it: the reason, the role, the area, the times and the subset
+    rule, but not ``spec.user_id``. An invitation checks this before its grantee exists
+    (when it is made, and again with the inviter's holdings of the day it is accepted).
+
+    ``grant.create`` on the scope, and a fresh second factor, are the caller's to check.
+    """
+    return _problems(session, principal, spec, scope, now, grantee=False)
+
+
+def _problems(
+    session: Session,
+    principal: Principal,
+    spec: GrantSpec,
+    scope: Scope,
+    now: datetime,
+    *,
+    grantee: bool,
+) -> list[Violation]:
+    starts_at = spec.starts_at or now
+    problems = _spec_problems(session, principal, spec, starts_at, now, grantee=grantee)
+    if not problems:
+        problems = _subset_problems(session, principal, spec, scope, starts_at)
+    return problems
+
+
 def _spec_problems(
-    session: Session, principal: Principal, spec: GrantSpec, starts_at: datetime, now: datetime
+    session: Session,
+    principal: Principal,
+    spec: GrantSpec,
+    starts_at: datetime,
+    now: datetime,
+    *,
+    grantee: bool,
 ) -> list[Violation]:
     problems = []
     if not spec.reason.strip() or len(spec.reason) > 500:
         problems.append(Violation("grant.reason_required", "Give a reason (1-500).", "reason"))
     if not role_exists(session, principal.org_id, spec.role):
         problems.append(Violation("grant.role_unknown", f"Unknown role {spec.role!r}.", "role"))
-    if spec.user_id == principal.user_id:
-        problems.append(Violation("grant.self", "You cannot grant access to yourself.", "user_id"))
-    elif not is_member(session, principal.org_id, spec.user_id):
-        problems.append(Violation("grant.user_unknown", "No such member here.", "user_id"))
+    if grantee:
+        problems += _grantee_problems(session, principal, spec)
     if spec.site_id and spec.asset_id:
         problems.append(Violation("grant.scope_twice", "Name a site or an asset, not both.", ""))
     for name, value in (("starts_at", spec.starts_at), ("expires_at", spec.expires_at)):
@@ -162,6 +182,14 @@ def _spec_problems(
                 )
             )
     return problems
+
+
+def _grantee_problems(session: Session, principal: Principal, spec: GrantSpec) -> list[Violation]:
+    if spec.user_id == principal.user_id:
+        return [Violation("grant.self", "You cannot grant access to yourself.", "user_id")]
+    if not is_member(session, principal.org_id, spec.user_id):
+        return [Violation("grant.user_unknown", "No such member here.", "user_id")]
+    return []
 
 
 def _hours(span: timedelta) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from outpost.identity.principal import Area
 from outpost.identity.roles import Permission
 
 
@@ -22,6 +23,22 @@ class TokenCreate(BaseModel):
         description="Narrow the token to these permissions (all must be held); "
         "null: the permissions of your role.",
     )
+    site_id: Annotated[str, Field(min_length=1, max_length=40)] | None = Field(
+        default=None, description="Narrow the token to one site ..."
+    )
+    asset_id: Annotated[str, Field(min_length=1, max_length=40)] | None = Field(
+        default=None, description="... or to an asset and everything below it."
+    )
+
+    @model_validator(mode="after")
+    def _one_area(self) -> TokenCreate:
+        if self.site_id and self.asset_id:
+            raise ValueError("Name a site or an asset, not both.")
+        return self
+
+    @property
+    def area(self) -> Area:
+        return Area(self.site_id, self.asset_id)
 
     @property
     def expires_in(self) -> timedelta | None:
@@ -38,6 +55,8 @@ class TokenOut(BaseModel):
     revoked_at: datetime | None
     last_used_at: datetime | None
     permissions: list[str] | None
+    site_id: str | None = None
+    asset_id: str | None = None
 
 
 class TokenIssued(TokenOut):

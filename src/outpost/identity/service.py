@@ -16,10 +16,11 @@ from outpost.audit.actions import Action
 from outpost.clock import utcnow
 from outpost.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from outpost.identity import access, factors, passwords, secrets
+from outpost.identity.areas import area_scope
 from outpost.identity.authz import authorize, can, permissions_of
 from outpost.identity.custom_roles import role_exists
 from outpost.identity.models import ApiToken, Membership, Organization, User
-from outpost.identity.principal import Actor, Area, Principal, RequestMeta
+from outpost.identity.principal import EVERYWHERE, Actor, Area, Principal, RequestMeta
 from outpost.identity.roles import Permission
 from outpost.validation import Violation
 
@@ -52,6 +53,13 @@ def create_organization(session: Session, name: str, *, label: str = "cli") -> O
         actor,
         [audit.Change(Action.ORG_CREATED, "organization", org.id, None, org.audit_snapshot())],
     )
+    return org
+
+
+def get_organization(session: Session, principal: Principal) -> Organization:
+    org = session.get(Organization, principal.org_id)
+    if org is None:
+        raise NotFound("No such organization.")
     return org
 
 
@@ -153,6 +161,17 @@ def list_members(session: Session, principal: Principal) -> list[Member]:
     return [Member(user_id, email, role) for user_id, email, role in rows]
 
 
+def get_member(session: Session, principal: Principal, user_id: str) -> Member:
+    row = session.execute(
+        select(User.id, User.email, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.org_id == principal.org_id, User.id == user_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"No member {user_id}.")
+    return Member(*row)
+
+
 def is_member(session: Session, org_id: str, user_id: str) -> bool:
     """``user_id`` is an active member of ``org_id``."""
     found = session.scalar(
@@ -195,12 +214,13 @@ def create_token(
     name: str,
     expires_in: timedelta | None = None,
     permissions: Collection[str] | None = None,
+    area: Area = EVERYWHERE,
     max_lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
     web_session_id: str | None = None,
 ) -> IssuedToken:
-    """A token for the acting user in the acting organization; it carries the user's role,
-    narrowed to ``permissions`` when given, and expires within ``max_lifetime`` (default:
-    at that limit).
+    """A token for the acting user in the acting organization; it carries what the user
+    holds, narrowed to ``permissions`` and to ``area`` (a site or an asset subtree) when
+    given, and expires within ``max_lifetime`` (default: at that limit).
 
     A sensitive action: a user who has MFA (or whose organization requires it) must have
     confirmed a second factor in the web session ``web_session_id`` within 15 minutes, so
@@ -218,6 +238,7 @@ def create_token(
     problems = _token_problems(actor.principal, expires_in, permissions, max_lifetime)
     if problems:
         raise BadRequest("The token cannot be created.", problems)
+    area_scope(session, actor.principal, area)  # an unknown site or asset is a 404
     secret, prefix = secrets.new_token()
     now = utcnow()
     with audit.tracked(session, actor, Action.TOKEN_CREATED) as track:
@@ -231,6 +252,8 @@ def create_token(
             created_at=now,
             expires_at=now + expires_in,
             permissions=None if permissions is None else sorted(set(permissions)),
+            site_id=area.site_id,
+            asset_id=area.asset_id,
         )
         session.add(token)
         track.obj = token
