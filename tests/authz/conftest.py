@@ -22,21 +22,23 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from policy import PASSWORD, PDF, ROLES, Ids, Req
-from sqlalchemy import update
+from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
 from outpost.app import create_app
 from outpost.clock import utcnow
 from outpost.db import Database
-from outpost.identity import factors, totp
+from outpost.identity import custom_roles, factors, grants, invitations, requests, totp
 from outpost.identity import service as identity
 from outpost.identity.mfa_views import CHALLENGE_COOKIE
-from outpost.identity.models import ApiToken, User, WebSession
+from outpost.identity.models import ApiToken, Grant, User, WebSession
 from outpost.identity.principal import Actor
+from outpost.identity.roles import NO_ROLE
 from outpost.identity.secrets import digest
 from outpost.models import metadata
 from outpost.settings import Settings
 from outpost.web.auth import CSRF_COOKIE, SESSION_COOKIE
+from support.tenants import insert_token
 from support.web import build_small_fleet
 
 CSRF = "authz-matrix-csrf-token"
@@ -69,6 +71,13 @@ MISSING_KINDS = {
     "share": MISSING.share,
     "link": MISSING.link,
     "token": MISSING.token,
+    "grant": "grt_00000000000000000000000000",
+    "my_grant": "grt_00000000000000000000000000",
+    "request": "req_00000000000000000000000000",
+    "my_request": "req_00000000000000000000000000",
+    "role": "no-such-role",
+    "member": "usr_00000000000000000000000000",
+    "invitation": "inv_00000000000000000000000000",
 }
 
 
@@ -118,6 +127,12 @@ class World:
     strict_org: str = ""  # an organization that requires MFA: login challenges
     #: "revoked" / "expired" credentials of the own tenant's admin, by kind.
     broken: dict[tuple[str, str], Credential] = field(default_factory=dict)
+    #: Members of the own tenant whose role is held on site P1 only, by role.
+    scoped: dict[str, Member] = field(default_factory=dict)
+    #: The own tenant's second site P2 and its objects ("other_site").
+    site2: Ids | None = None
+    #: Members whose only access was a grant that expired / was revoked, by case.
+    ended: dict[str, Member] = field(default_factory=dict)
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -159,22 +174,38 @@ class World:
         response.close()
         return response
 
-    def context(self, role: str, target: str, credential: Credential = NOBODY) -> Context:
-        return Context(self, role, target, credential)
+    def context(
+        self,
+        role: str,
+        target: str,
+        credential: Credential = NOBODY,
+        scope: str = "organization",
+    ) -> Context:
+        return Context(self, role, target, credential, scope)
 
     @property
     def anonymous(self) -> Credential:
         return NOBODY
 
-    def credential(self, role: str, kind: str) -> Credential:
+    def member(self, role: str, scope: str = "organization") -> Member:
+        return self.own.members[role] if scope == "organization" else self.scoped[role]
+
+    def credential(self, role: str, kind: str, scope: str = "organization") -> Credential:
         """The own tenant's ``role`` member's long-lived ``bearer`` token or ``session``."""
-        member = self.own.members[role]
+        member = self.member(role, scope)
         secret = member.token if kind == "bearer" else member.session
         return Credential(kind, secret, member)
 
-    def fresh_session(self, role: str) -> Credential:
+    def ended_credential(self, case: str, kind: str, *, fresh: bool) -> Credential:
+        """A valid credential of a member whose grant ended (``case``); a new member's
+        when the route ends their session."""
+        member = self.ended_member(case) if fresh else self.ended[case]
+        secret = member.token if kind == "bearer" else member.session
+        return Credential(kind, secret, member)
+
+    def fresh_session(self, role: str, scope: str = "organization") -> Credential:
         """A new session of the own tenant's ``role`` member, for a route that ends it."""
-        member = self.own.members[role]
+        member = self.member(role, scope)
         return Credential("session", self.log_in(member.email), member)
 
     def _password_step(self, email: str, cookie: str) -> str:
@@ -211,19 +242,57 @@ class World:
                 session, actor, totp.code_at(secret, utcnow()), SECRET_KEY
             )
 
-    def fresh_user(self, role: str, *, mfa: bool = False) -> Member:
-        """A new member of the own tenant with ``role``, logged in (no token); with an
+    def site_member(self, role: str, *, expires_in: timedelta | None = None) -> Member:
+        """A new member of the own tenant with no role of their own and ``role`` held on
+        site P1 (a standing grant, or one ending in ``expires_in``), with an API token."""
+        member = self.new_member(self.own.org_id, NO_ROLE)
+        assert self.own.ids is not None
+        with self.db.unit_of_work() as session:
+            system = identity.system_actor(self.own.org_id, "authz matrix")
+            spec = grants.GrantSpec(
+                user_id=member.user_id,
+                role=role,
+                reason="authz matrix",
+                site_id=self.own.ids.site,
+                expires_at=None if expires_in is None else utcnow() + expires_in,
+            )
+            grants.create_grant(session, system, spec)
+            member.token = insert_token(session, self.own.org_id, member.user_id)
+        member.role = role
+        return member
+
+    def ended_member(self, case: str) -> Member:
+        """A member whose only access, operator on P1 for an hour, has expired or was
+        revoked; their token and session are still valid."""
+        member = self.site_member("operator", expires_in=timedelta(hours=1))
+        member.session = self.log_in(member.email)
+        with self.db.unit_of_work() as session:
+            grant = session.scalars(select(Grant).where(Grant.user_id == member.user_id)).one()
+            if case == "expired_grant":
+                grant.expires_at = utcnow() - timedelta(seconds=1)
+            else:
+                system = identity.system_actor(self.own.org_id, "authz matrix")
+                grants.revoke_grant(session, system, grant.id, "authz matrix")
+        return member
+
+    def fresh_user(self, role: str, *, mfa: bool = False, scope: str = "organization") -> Member:
+        """A new member of the own tenant with ``role`` (on ``scope``), logged in; with an
         authenticator set up after logging in when ``mfa``."""
-        member = self.new_member(self.own.org_id, role)
+        if scope == "organization":
+            member = self.new_member(self.own.org_id, role)
+        else:
+            member = self.site_member(role)
         member.session = self.log_in(member.email)
         if mfa:
             self.set_up_mfa(member, self.own.org_id)
         return member
 
-    def fresh_user_session(self, role: str, *, mfa: bool = False) -> Credential:
+    def fresh_user_session(
+        self, role: str, *, mfa: bool = False, scope: str = "organization"
+    ) -> Credential:
         """A session of a new member with ``role``, for a route that ends all of theirs or
         changes their authenticator."""
-        member = self.fresh_user(role, mfa=mfa)
+        member = self.fresh_user(role, mfa=mfa, scope=scope)
         return Credential("session", member.session, member)
 
     def challenge(self, *, enrolled: bool) -> tuple[Member, str]:
@@ -368,8 +437,13 @@ def world(
     built = World(app, database, own, other)
     own.ids = _fleet(built, own, "P1")
     other.ids = _fleet(built, other, CANARY)
+    built.site2 = _fleet(built, own, "P2")
     for role in ROLES:
         own.members[role].session = built.log_in(own.members[role].email)
+        built.scoped[role] = built.site_member(role)
+        built.scoped[role].session = built.log_in(built.scoped[role].email)
+    for case in ("expired_grant", "revoked_grant"):
+        built.ended[case] = built.ended_member(case)
     with database.unit_of_work() as session:
         strict = identity.create_organization(session, "Strict Corp")
         factors.set_mfa_required(session, identity.system_actor(strict.id, "authz matrix"), True)
@@ -385,14 +459,17 @@ def world(
 class Context:
     """``policy.Ctx`` for one matrix cell: the caller's role, and whose objects to name."""
 
-    def __init__(self, world: World, role: str, target: str, credential: Credential) -> None:
+    def __init__(
+        self, world: World, role: str, target: str, credential: Credential, scope: str
+    ) -> None:
         self.world = world
         self.role = role
         self.target = target
         self.credential = credential
+        self.scope = scope
         self.challenged: Member | None = None
         self.tenant = world.other if target == "other_tenant" else world.own
-        ids = MISSING if target == "missing" else self.tenant.ids
+        ids = {"missing": MISSING, "other_site": world.site2}.get(target, self.tenant.ids)
         assert ids is not None
         self.ids: Ids = ids
         self.login_email = world.own.members["viewer"].email
@@ -446,22 +523,23 @@ class Context:
         if self.target == "missing":
             return MISSING_KINDS[kind]
         client, headers = self.world.setup, self.tenant.admin
-        ids = self.tenant.ids
-        assert ids is not None
+        ids = self.ids
         if kind == "site":
             code = self.unique("F")
             body = {"name": f"Plant {code}", "code": code}
             return str(created(client.post("/api/v1/sites", json=body, headers=headers))["id"])
         if kind == "asset":
-            site = self.fresh("site")
+            # a role held on a site acts on that site; the others get a site of their own
+            site = self.ids.site if self.scope == "site" else self.fresh("site")
+            n = self.number()
             body = {
                 "site_id": site,
                 "type": "gateway",
                 "name": self.unique("gateway"),
                 "serial": self.unique("GW"),
                 "config": {
-                    "ip": "10.9.0.1",
-                    "subnet": "10.9.0.0/24",
+                    "ip": f"10.{200 + n // 250}.{n % 250}.1",
+                    "subnet": f"10.{200 + n // 250}.{n % 250}.0/24",
                     "upload_interval_s": 60,
                     "max_controllers": 1,
                     "max_bus_devices": 1,
@@ -470,6 +548,8 @@ class Context:
             return str(created(client.post("/api/v1/assets", json=body, headers=headers))["id"])
         if kind in ("file", "deleted_file"):
             query = {"name": self.unique("fresh") + ".pdf", "folder": "/fresh"}
+            if self.scope == "site":
+                query["site_id"] = self.ids.site
             file = created(
                 client.put("/api/v1/files", query_string=query, data=PDF, headers=headers)
             )
@@ -493,9 +573,67 @@ class Context:
             return str(created(client.post("/api/v1/links", json=body, headers=headers))["id"])
         if kind == "token":
             # one's own token may be revoked by any role: on the own tenant it is the caller's
-            owner = self.tenant.bearer(self.role if self.target == "own" else "admin")
+            owner = self.tenant.members["admin"]
+            if self.target == "own" and self.role in ROLES:
+                owner = self.world.member(self.role, self.scope)
             body = {"name": self.unique("fresh")}
-            return str(created(client.post("/api/v1/tokens", json=body, headers=owner))["id"])
+            bearer = {"Authorization": f"Bearer {owner.token}"}
+            return str(created(client.post("/api/v1/tokens", json=body, headers=bearer))["id"])
+        return self._fresh_access(kind)
+
+    def caller_id(self) -> str:
+        """The calling member's user id (the own viewer's for a cell with no caller)."""
+        member = self.credential.member or self.world.own.members["viewer"]
+        return member.user_id
+
+    def _fresh_access(self, kind: str) -> str:
+        """Grants, requests, roles, members and invitations of the target tenant, made
+        through the services by its system actor (or by the member they belong to)."""
+        org_id = self.tenant.org_id
+        system = identity.system_actor(org_id, "authz matrix")
+        with self.world.db.unit_of_work() as session:
+            if kind == "role":
+                role = custom_roles.create_role(
+                    session, system, name=self.unique("role"), permissions=["site.read"]
+                )
+                return role.name
+            if kind == "invitation":
+                return invitations.invite(
+                    session,
+                    system,
+                    email=f"{self.unique('guest')}@partner.test",
+                    role="viewer",
+                    site_id=self.ids.site,
+                    duration_minutes=60,
+                    reason="authz matrix",
+                ).invitation.id
+        mine = kind in ("my_grant", "my_request") and self.target == "own"
+        holder = self.caller_id() if mine else ""
+        if not holder:
+            holder = self.world.new_member(org_id, NO_ROLE).user_id
+        if kind == "member":
+            return holder
+        with self.world.db.unit_of_work() as session:
+            if kind in ("grant", "my_grant"):
+                spec = grants.GrantSpec(
+                    user_id=holder,
+                    role="viewer",
+                    reason="authz matrix",
+                    site_id=self.ids.site,
+                    expires_at=utcnow() + timedelta(hours=1),
+                )
+                return grants.create_grant(session, system, spec).id
+            if kind in ("request", "my_request"):
+                user = session.get_one(User, holder)
+                asker = Actor(identity.principal_for(session, user, org_id))
+                return requests.request_access(
+                    session,
+                    asker,
+                    role="viewer",
+                    site_id=self.ids.site,
+                    duration_minutes=60,
+                    reason="authz matrix",
+                ).id
         raise AssertionError(f"no fresh {kind!r}: teach Context.fresh to make one")
 
 

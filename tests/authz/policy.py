@@ -2,9 +2,12 @@
 
 A row is keyed by ``(endpoint, method)`` as Flask names them (``app.url_map``) and says
 who may call the route, from ``PUBLIC`` (anyone, no credential: it must be in
-``outpost.web.auth.PUBLIC_ENDPOINTS``) up to ``ADMIN``. Roles are organization-wide
-today and ordered ``viewer < operator < admin`` (``outpost.identity.roles``); a role
-at or above a row's minimum is allowed, a role below it is refused.
+``outpost.web.auth.PUBLIC_ENDPOINTS``) up to ``ADMIN``. The built-in roles are ordered
+``viewer < technician < operator < admin`` (each holds all of the one before it:
+``outpost.identity.roles``); a role at or above a row's minimum is allowed, a role below
+it is refused. Each role is tried held on the whole organization and held on one site
+(``site``: what differs for a site-scoped role), and ``membership`` marks the routes a
+member with no access at all still uses (their own account).
 
 Each row also holds a request factory: ``build(ctx)`` returns a *valid* request for the
 route, naming the objects in ``ctx.ids`` (the caller's own, another tenant's, or ids that
@@ -32,29 +35,35 @@ from support.web import PASSWORD
 
 PUBLIC = "public"
 VIEWER = "viewer"
+TECHNICIAN = "technician"
 OPERATOR = "operator"
 ADMIN = "admin"
 
-#: The built-in roles, weakest first; a role is allowed on a row whose minimum it reaches.
-ROLES: tuple[str, ...] = (VIEWER, OPERATOR, ADMIN)
+#: The built-in roles, weakest first (each holds every permission of the one before it);
+#: a role is allowed on a row whose minimum it reaches.
+ROLES: tuple[str, ...] = (VIEWER, TECHNICIAN, OPERATOR, ADMIN)
 
-#: Where a role is held. Only organization-wide roles exist today; scoped roles (a site,
-#: an asset subtree) and grants will add "site" and "subtree" here, and the matrix will
-#: then run each role on each scope.
-SCOPES: tuple[str, ...] = ("organization",)
+#: Where a role is held: on the whole organization (a membership's role), or on one site
+#: (a standing grant on the own tenant's site P1 to a member whose own role is "none").
+SCOPES: tuple[str, ...] = ("organization", "site")
 
-#: Whose objects a request names: the caller's own, another tenant's, or ids that exist
-#: nowhere. Scoped roles will add "other_site" (same tenant, outside the caller's scope:
-#: expected 404 like another tenant's object, or 403 where the lead decides so).
-TARGETS: tuple[str, ...] = ("own", "other_tenant", "missing")
+#: Whose objects a request names: the caller's own (on site P1), those on another site of
+#: the same tenant (P2: outside a site-scoped caller's reach, so answered like another
+#: tenant's: 404; tried for site-scoped callers only), another tenant's, or ids that exist
+#: nowhere.
+TARGETS: tuple[str, ...] = ("own", "other_site", "other_tenant", "missing")
 
 #: Requests that must be refused as unauthenticated whatever the route (401 on the API,
 #: a redirect to /login for pages): no credential, a revoked one (a revoked token, a
 #: logged-out session), an expired one, and a valid credential of the other kind (a
-#: session cookie on the API, which has no CSRF check; a bearer token on a page). Grants
-#: will add "expired_grant" and "revoked_grant" here (a principal whose only access is
-#: a grant past its ``expires_at``, or revoked: 401 or 403 as the grant design says).
+#: session cookie on the API, which has no CSRF check; a bearer token on a page).
 CREDENTIAL_CASES: tuple[str, ...] = ("anonymous", "revoked", "expired", "cross_kind")
+
+#: Valid credentials of members whose only access was a grant (operator on site P1) that
+#: has expired, or was revoked: they are still members, so they are authenticated, but
+#: every route that needs a permission refuses them (403, or 404 for an object they can
+#: no longer see); only the rows marked ``membership`` (their own account) answer them.
+GRANT_CASES: tuple[str, ...] = ("expired_grant", "revoked_grant")
 
 NEW_PASSWORD = "a brand new passphrase"
 SENSOR_CONFIG: dict[str, Any] = {
@@ -175,6 +184,23 @@ class Rule:
     #: row, the status without a valid capability (link token, login challenge), asked
     #: anonymously. A redirect (302/303) must lead to /login.
     foreign: int = 404
+    #: The status for a role held on one site, on that site's own objects, when it differs
+    #: from the same role held on the whole organization: 403 for what only an
+    #: organization-wide role does (the audit log, creating sites, members), 404 where the
+    #: row's object is necessarily outside the site (a fresh site to delete).
+    site: int | None = None
+    #: The status for a role below the minimum on its own objects, when not 403: 404 for
+    #: objects only those who may act on them can see (someone else's grant or request).
+    below: int = 403
+    #: Whether what the row names sits on a site; objects of the whole organization (roles,
+    #: members) have no "other site" to try.
+    site_bound: bool = True
+    #: The route is meant for sites out of the caller's reach (asking for access to one):
+    #: the "other site" target succeeds like the caller's own.
+    any_site: bool = False
+    #: The route needs no permission, only membership (one's own account and tokens):
+    #: a member whose grant ended still uses it.
+    membership: bool = False
     note: str = ""
 
 
@@ -342,6 +368,30 @@ def _share_body(**extra: Any) -> dict[str, Any]:
     }
 
 
+def _grant_body(c: Ctx) -> dict[str, Any]:
+    return {
+        "user_id": c.fresh("member"),
+        "role": "viewer",
+        "site_id": c.ids.site,
+        "expires_at": isoformat(utcnow() + timedelta(hours=2)),
+        "reason": "authz matrix",
+    }
+
+
+def _request_body(c: Ctx) -> dict[str, Any]:
+    return {
+        "role": "viewer",
+        "site_id": c.ids.site,
+        "duration_minutes": 60,
+        "reason": "authz matrix",
+    }
+
+
+def _role_write(c: Ctx, method: str, **kwargs: Any) -> Req:
+    path = f"/api/v1/roles/{c.fresh('role')}"
+    return api(method, path, headers=_if_match(c, path), **kwargs)
+
+
 # --- the table --------------------------------------------------------------------------
 
 FOREIGN_CHANGESET = (
@@ -376,10 +426,16 @@ POLICY: dict[tuple[str, str], Rule] = {
     ),
     # --- identity ------------------------------------------------------------------------
     ("web.logout", "POST"): Rule(
-        VIEWER, lambda c: page("POST", "/logout"), caller="fresh_session", lands_on_login=True
+        VIEWER,
+        lambda c: page("POST", "/logout"),
+        caller="fresh_session",
+        lands_on_login=True,
+        membership=True,
     ),
-    ("identity_api.me", "GET"): Rule(VIEWER, lambda c: api("GET", "/api/v1/me")),
-    ("identity_api.list_tokens", "GET"): Rule(VIEWER, lambda c: api("GET", "/api/v1/tokens")),
+    ("identity_api.me", "GET"): Rule(VIEWER, lambda c: api("GET", "/api/v1/me"), membership=True),
+    ("identity_api.list_tokens", "GET"): Rule(
+        VIEWER, lambda c: api("GET", "/api/v1/tokens"), membership=True
+    ),
     ("identity_api.create_token", "POST"): Rule(
         VIEWER,
         lambda c: api(
@@ -391,7 +447,7 @@ POLICY: dict[tuple[str, str], Rule] = {
         lambda c: api("DELETE", f"/api/v1/tokens/{c.fresh('token')}"),
         note="Anyone may revoke their own tokens; another member's is a 404 unless admin.",
     ),
-    ("identity.tokens", "GET"): Rule(VIEWER, lambda c: page("GET", "/tokens")),
+    ("identity.tokens", "GET"): Rule(VIEWER, lambda c: page("GET", "/tokens"), membership=True),
     ("identity.create_token", "POST"): Rule(
         VIEWER,
         lambda c: page("POST", "/tokens", {"name": c.unique("token"), "expires_in_days": "1"}),
@@ -399,7 +455,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("identity.revoke_token", "POST"): Rule(
         VIEWER, lambda c: page("POST", f"/tokens/{c.fresh('token')}/revoke")
     ),
-    ("identity.account_page", "GET"): Rule(VIEWER, lambda c: page("GET", "/account")),
+    ("identity.account_page", "GET"): Rule(
+        VIEWER, lambda c: page("GET", "/account"), membership=True
+    ),
     ("identity.change_password", "POST"): Rule(
         VIEWER,
         lambda c: page(
@@ -408,12 +466,14 @@ POLICY: dict[tuple[str, str], Rule] = {
             {"current": PASSWORD, "new": NEW_PASSWORD, "confirm": NEW_PASSWORD},
         ),
         caller="fresh_user",
+        membership=True,
     ),
     ("identity.log_out_everywhere", "POST"): Rule(
         VIEWER,
         lambda c: page("POST", "/account/logout-everywhere"),
         caller="fresh_user",
         lands_on_login=True,
+        membership=True,
     ),
     # --- MFA: the second login step and forced enrolment (public: a challenge cookie) --
     ("mfa.login_step", "GET"): Rule(
@@ -449,9 +509,13 @@ POLICY: dict[tuple[str, str], Rule] = {
         foreign=302,
     ),
     # --- MFA: your authenticator, the organization's requirement, fresh confirmation ----
-    ("mfa.status_page", "GET"): Rule(VIEWER, lambda c: page("GET", "/account/mfa")),
+    ("mfa.status_page", "GET"): Rule(
+        VIEWER, lambda c: page("GET", "/account/mfa"), membership=True
+    ),
     ("mfa.confirm", "GET"): Rule(
-        VIEWER, lambda c: page("GET", "/account/mfa/confirm", query={"next": "/tokens"})
+        VIEWER,
+        lambda c: page("GET", "/account/mfa/confirm", query={"next": "/tokens"}),
+        membership=True,
     ),
     ("mfa.confirm", "POST"): Rule(
         VIEWER,
@@ -462,27 +526,31 @@ POLICY: dict[tuple[str, str], Rule] = {
             query={"next": "/tokens"},
         ),
         caller="fresh_mfa_user",
+        membership=True,
     ),
     ("mfa.regenerate", "POST"): Rule(
         VIEWER,
         lambda c: page("POST", "/account/mfa/recovery-codes", {"code": c.second_factor()}),
         caller="fresh_mfa_user",
+        membership=True,
     ),
     ("mfa.disable", "POST"): Rule(
         VIEWER,
         lambda c: page("POST", "/account/mfa/disable", {"code": c.second_factor()}),
         caller="fresh_mfa_user",
+        membership=True,
     ),
     ("mfa.policy", "POST"): Rule(
         ADMIN,
         lambda c: page("POST", "/account/mfa/policy", {"required": "0"}),
         note="Sends the current value (not required), so that an allowed call changes "
         "nothing: requiring MFA would send every member of the matrix's tenant to enrolment.",
+        site=403,
     ),
     # --- inventory API -------------------------------------------------------------------
     ("inventory_api.list_sites", "GET"): Rule(VIEWER, lambda c: api("GET", "/api/v1/sites")),
     ("inventory_api.create_site", "POST"): Rule(
-        OPERATOR, lambda c: api("POST", "/api/v1/sites", json=_site_body(c))
+        OPERATOR, lambda c: api("POST", "/api/v1/sites", json=_site_body(c)), site=403
     ),
     ("inventory_api.get_site", "GET"): Rule(
         VIEWER, lambda c: api("GET", f"/api/v1/sites/{c.ids.site}")
@@ -505,7 +573,7 @@ POLICY: dict[tuple[str, str], Rule] = {
             headers=_if_match(c, f"/api/v1/sites/{c.ids.site}"),
         ),
     ),
-    ("inventory_api.delete_site", "DELETE"): Rule(OPERATOR, _delete_site),
+    ("inventory_api.delete_site", "DELETE"): Rule(OPERATOR, _delete_site, site=404),
     ("inventory_api.list_asset_types", "GET"): Rule(
         VIEWER, lambda c: api("GET", "/api/v1/asset-types")
     ),
@@ -555,7 +623,9 @@ POLICY: dict[tuple[str, str], Rule] = {
         OPERATOR, lambda c: page("POST", f"/assets/{c.ids.sensor}", _sensor_form(c))
     ),
     ("inventory.delete_asset", "POST"): Rule(OPERATOR, _delete_asset_page),
-    ("inventory.changeset", "GET"): Rule(VIEWER, lambda c: page("GET", "/changesets/new")),
+    ("inventory.changeset", "GET"): Rule(
+        VIEWER, lambda c: page("GET", "/changesets/new"), membership=True
+    ),
     ("inventory.run_changeset", "POST"): Rule(
         OPERATOR,
         lambda c: page(
@@ -568,12 +638,12 @@ POLICY: dict[tuple[str, str], Rule] = {
         note=FOREIGN_CHANGESET,
     ),
     # --- audit ---------------------------------------------------------------------------
-    ("audit_api.list_audit", "GET"): Rule(VIEWER, lambda c: api("GET", "/api/v1/audit")),
+    ("audit_api.list_audit", "GET"): Rule(VIEWER, lambda c: api("GET", "/api/v1/audit"), site=403),
     ("audit_api.export_audit", "GET"): Rule(
-        VIEWER, lambda c: api("GET", "/api/v1/audit/export", query={"format": "csv"})
+        VIEWER, lambda c: api("GET", "/api/v1/audit/export", query={"format": "csv"}), site=403
     ),
-    ("audit.events", "GET"): Rule(VIEWER, lambda c: page("GET", "/audit")),
-    ("audit.export_events", "GET"): Rule(VIEWER, lambda c: page("GET", "/audit/export")),
+    ("audit.events", "GET"): Rule(VIEWER, lambda c: page("GET", "/audit"), site=403),
+    ("audit.export_events", "GET"): Rule(VIEWER, lambda c: page("GET", "/audit/export"), site=403),
     # --- files API -----------------------------------------------------------------------
     ("files_api.list_files", "GET"): Rule(
         VIEWER,
@@ -581,12 +651,12 @@ POLICY: dict[tuple[str, str], Rule] = {
         names_object=True,
     ),
     ("files_api.upload_form", "POST"): Rule(
-        OPERATOR,
+        TECHNICIAN,
         lambda c: api("POST", "/api/v1/files", form=_multipart(c)),
         names_object=True,
     ),
     ("files_api.upload_raw", "PUT"): Rule(
-        OPERATOR,
+        TECHNICIAN,
         lambda c: api("PUT", "/api/v1/files", query=_upload_query(c), body=PDF),
         names_object=True,
     ),
@@ -599,7 +669,7 @@ POLICY: dict[tuple[str, str], Rule] = {
         VIEWER, lambda c: api("GET", f"/api/v1/files/{c.ids.file}")
     ),
     ("files_api.update_file", "PATCH"): Rule(
-        OPERATOR,
+        TECHNICIAN,
         lambda c: api(
             "PATCH",
             f"/api/v1/files/{c.ids.file}",
@@ -607,8 +677,8 @@ POLICY: dict[tuple[str, str], Rule] = {
             headers=_if_match(c, f"/api/v1/files/{c.ids.file}"),
         ),
     ),
-    ("files_api.delete_file", "DELETE"): Rule(OPERATOR, _delete_file),
-    ("files_api.restore_file", "POST"): Rule(OPERATOR, _restore_file),
+    ("files_api.delete_file", "DELETE"): Rule(TECHNICIAN, _delete_file),
+    ("files_api.restore_file", "POST"): Rule(TECHNICIAN, _restore_file),
     ("files_api.list_versions", "GET"): Rule(
         VIEWER, lambda c: api("GET", f"/api/v1/files/{c.ids.file}/versions")
     ),
@@ -648,7 +718,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     # --- file pages ----------------------------------------------------------------------
     ("files.detail", "GET"): Rule(VIEWER, lambda c: page("GET", f"/files/{c.ids.file}")),
     ("files.update", "POST"): Rule(
-        OPERATOR,
+        TECHNICIAN,
         lambda c: page(
             "POST",
             f"/files/{c.ids.file}",
@@ -661,8 +731,8 @@ POLICY: dict[tuple[str, str], Rule] = {
             },
         ),
     ),
-    ("files.delete", "POST"): Rule(OPERATOR, _delete_file_page),
-    ("files.restore", "POST"): Rule(OPERATOR, _restore_file_page),
+    ("files.delete", "POST"): Rule(TECHNICIAN, _delete_file_page),
+    ("files.restore", "POST"): Rule(TECHNICIAN, _restore_file_page),
     ("files.content", "GET"): Rule(VIEWER, lambda c: page("GET", f"/files/{c.ids.file}/download")),
     ("files.share", "POST"): Rule(
         OPERATOR,
@@ -693,7 +763,128 @@ POLICY: dict[tuple[str, str], Rule] = {
         names_object=True,
     ),
     ("files.upload", "POST"): Rule(
-        OPERATOR, lambda c: page("POST", "/files/upload", _multipart(c)), names_object=True
+        TECHNICIAN, lambda c: page("POST", "/files/upload", _multipart(c)), names_object=True
+    ),
+    # --- grants API ------------------------------------------------------------------------
+    ("grants_api.list_grants", "GET"): Rule(
+        VIEWER, lambda c: api("GET", "/api/v1/grants"), membership=True
+    ),
+    ("grants_api.create_grant", "POST"): Rule(
+        OPERATOR,
+        lambda c: api("POST", "/api/v1/grants", json=_grant_body(c)),
+        names_object=True,
+    ),
+    ("grants_api.get_grant", "GET"): Rule(
+        VIEWER,
+        lambda c: api("GET", f"/api/v1/grants/{c.fresh('my_grant')}"),
+        membership=True,
+        note="One's own grant: anyone may read theirs.",
+    ),
+    ("grants_api.revoke_grant", "POST"): Rule(
+        OPERATOR,
+        lambda c: api(
+            "POST", f"/api/v1/grants/{c.fresh('grant')}/revoke", json={"reason": "matrix"}
+        ),
+        below=404,
+    ),
+    ("grants_api.end_grant", "POST"): Rule(
+        VIEWER,
+        lambda c: api("POST", f"/api/v1/grants/{c.fresh('my_grant')}/end", json={}),
+        membership=True,
+        note="The holder ends their own grant early.",
+    ),
+    # --- access requests API ---------------------------------------------------------------
+    ("requests_api.list_requests", "GET"): Rule(
+        VIEWER, lambda c: api("GET", "/api/v1/access-requests"), membership=True
+    ),
+    ("requests_api.create_request", "POST"): Rule(
+        VIEWER,
+        lambda c: api("POST", "/api/v1/access-requests", json=_request_body(c)),
+        names_object=True,
+        membership=True,
+        any_site=True,
+        note="Anyone may ask, for a site they cannot see yet: another site is no secret "
+        "within the organization.",
+    ),
+    ("requests_api.get_request", "GET"): Rule(
+        VIEWER,
+        lambda c: api("GET", f"/api/v1/access-requests/{c.fresh('my_request')}"),
+        membership=True,
+    ),
+    ("requests_api.approve_request", "POST"): Rule(
+        OPERATOR,
+        lambda c: api(
+            "POST",
+            f"/api/v1/access-requests/{c.fresh('request')}/approve",
+            json={"reason": "matrix"},
+        ),
+        below=404,
+    ),
+    ("requests_api.deny_request", "POST"): Rule(
+        OPERATOR,
+        lambda c: api(
+            "POST",
+            f"/api/v1/access-requests/{c.fresh('request')}/deny",
+            json={"reason": "matrix"},
+        ),
+        below=404,
+    ),
+    ("requests_api.cancel_request", "POST"): Rule(
+        VIEWER,
+        lambda c: api("POST", f"/api/v1/access-requests/{c.fresh('my_request')}/cancel"),
+        membership=True,
+    ),
+    # --- members, roles, the organization --------------------------------------------------
+    ("members_api.list_members", "GET"): Rule(
+        VIEWER, lambda c: api("GET", "/api/v1/members"), membership=True
+    ),
+    ("members_api.set_member_role", "PATCH"): Rule(
+        ADMIN,
+        lambda c: api("PATCH", f"/api/v1/members/{c.fresh('member')}", json={"role": "technician"}),
+        site=403,
+        site_bound=False,
+    ),
+    ("members_api.remove_member", "DELETE"): Rule(
+        ADMIN,
+        lambda c: api("DELETE", f"/api/v1/members/{c.fresh('member')}"),
+        site=403,
+        site_bound=False,
+    ),
+    ("members_api.list_roles", "GET"): Rule(
+        VIEWER, lambda c: api("GET", "/api/v1/roles"), membership=True
+    ),
+    ("members_api.create_role", "POST"): Rule(
+        ADMIN,
+        lambda c: api(
+            "POST",
+            "/api/v1/roles",
+            json={"name": c.unique("role"), "permissions": ["site.read", "asset.read"]},
+        ),
+        site=403,
+    ),
+    ("members_api.get_role", "GET"): Rule(
+        VIEWER,
+        lambda c: api("GET", f"/api/v1/roles/{c.fresh('role')}"),
+        membership=True,
+        site_bound=False,
+    ),
+    ("members_api.update_role", "PATCH"): Rule(
+        ADMIN,
+        lambda c: _role_write(c, "PATCH", json={"description": "matrix"}),
+        site=403,
+        site_bound=False,
+    ),
+    ("members_api.delete_role", "DELETE"): Rule(
+        ADMIN, lambda c: _role_write(c, "DELETE"), site=403, site_bound=False
+    ),
+    ("members_api.get_organization", "GET"): Rule(
+        VIEWER, lambda c: api("GET", "/api/v1/organization"), membership=True
+    ),
+    ("members_api.update_organization", "PATCH"): Rule(
+        ADMIN,
+        lambda c: api("PATCH", "/api/v1/organization", json={"max_grant_hours": 168}),
+        site=403,
+        note="Sends the default, so that an allowed call changes nothing.",
     ),
 }
 

@@ -3,9 +3,13 @@ the policy table in ``policy.py`` (Zero Trust, issue 3's "Proof").
 
 For each route (endpoint and method; HEAD and OPTIONS are Flask's), the matrix runs:
 
-- every built-in role (viewer, operator, admin) on every scope (``policy.SCOPES``: only
-  "organization" today) naming the caller's **own** objects: a role at or above the
-  row's minimum gets a 2xx/3xx (the row's request is valid), a role below it a 403;
+- every built-in role (viewer, technician, operator, admin) on every scope
+  (``policy.SCOPES``: held on the whole organization, or on site P1 only through a
+  standing grant) naming the caller's **own** objects: a role at or above the row's
+  minimum gets a 2xx/3xx (the row's request is valid), a role below it a 403 (or the
+  row's ``site`` status for a site-scoped role: 403 for organization-wide actions);
+- for site-scoped roles, the same with objects on the tenant's **other site** (P2):
+  answered like another tenant's (404), and alike to a missing one;
 - when the route names an object (path, query or body), the same with **another
   tenant's** objects and with **missing** ids: 404 for every role (the row's
   ``foreign`` status where a route answers otherwise), and the two answers must be the
@@ -13,7 +17,10 @@ For each route (endpoint and method; HEAD and OPTIONS are Flask's), the matrix r
 - the credential cases (``policy.CREDENTIAL_CASES``): **anonymous**, a **revoked**
   token or logged-out session, an **expired** one, and a valid credential of the other
   kind (a session cookie on the API, a bearer token on a page): 401 problem+json on the
-  API, a redirect to /login for pages.
+  API, a redirect to /login for pages;
+- the grant cases (``policy.GRANT_CASES``): the valid token or session of a member
+  whose only access, a grant of operator on P1, **expired** or was **revoked**: 403 or
+  404 everywhere except their own account (rows marked ``membership``).
 
 Public rows (the allowlist) must answer every one of those callers with a 2xx/3xx
 (never 401), and refuse an anonymous request whose capability is missing (a link token:
@@ -27,10 +34,6 @@ any of the caller tenant's members or tokens, and its objects are as they were b
 A route with no row fails ``test_every_route_has_a_policy_row`` naming it; the public
 allowlist in ``outpost.web.auth`` must equal the rows marked public. The matrix size
 (routes x roles x cases) is printed at the end of the run.
-
-Scoped roles and grants will extend it through the hooks in ``policy.py``: ``SCOPES``
-(roles held on a site or an asset subtree), ``TARGETS`` ("other_site") and
-``CREDENTIAL_CASES`` ("expired_grant", "revoked_grant").
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from typing import Any
 import pytest
 from policy import (
     CREDENTIAL_CASES,
+    GRANT_CASES,
     KNOWN_DEVIATIONS,
     POLICY,
     PUBLIC,
@@ -133,9 +137,17 @@ def cells() -> list[Cell]:
             if names_object(key, rule):
                 found.append(Cell(*key, "missing"))
         for scope in SCOPES:
+            # "other_site" is outside a site's reach only: the whole organization covers it
+            scoped = [
+                t
+                for t in targets
+                if t != "other_site" or (scope != "organization" and rule.site_bound)
+            ]
             for role in ROLES:
-                found.extend(Cell(*key, target, role, scope) for target in targets)
+                found.extend(Cell(*key, target, role, scope) for target in scoped)
         found.extend(Cell(*key, case) for case in CREDENTIAL_CASES)
+        if rule.minimum != PUBLIC:
+            found.extend(Cell(*key, case) for case in GRANT_CASES)
     return found
 
 
@@ -191,11 +203,13 @@ def caller(world: World, cell: Cell, rule: Rule) -> Credential:
     assert cell.role is not None
     kind = "bearer" if is_api(cell.key) else "session"
     if rule.caller == "shared" or kind == "bearer":
-        return world.credential(cell.role, kind)
+        return world.credential(cell.role, kind, cell.scope)
     if rule.caller == "fresh_session":
-        return world.fresh_session(cell.role)
+        return world.fresh_session(cell.role, cell.scope)
     assert rule.caller in ("fresh_user", "fresh_mfa_user"), rule.caller
-    return world.fresh_user_session(cell.role, mfa=rule.caller == "fresh_mfa_user")
+    return world.fresh_user_session(
+        cell.role, mfa=rule.caller == "fresh_mfa_user", scope=cell.scope
+    )
 
 
 def broken(world: World, cell: Cell) -> Credential:
@@ -218,6 +232,25 @@ def check(world: World, cell: Cell) -> None:
         assert_no_canary(world, req, response)
         assert_refused(cell.key, rule.foreign, req, response)
         return
+    if cell.role is None and cell.case in GRANT_CASES:  # authenticated, holding nothing
+        credential = world.ended_credential(
+            cell.case, "bearer" if is_api(cell.key) else "session", fresh=rule.caller != "shared"
+        )
+        req = rule.build(world.context("viewer", "own"))
+        response = world.send(credential, req)
+        assert_no_canary(world, req, response)
+        if rule.membership:  # still a member: authenticated, whatever the answer
+            assert response.status_code < 500, described(req, response)
+            assert not (is_api(cell.key) and response.status_code == 401), described(req, response)
+            if not rule.lands_on_login:
+                where = response.headers.get("Location", "")
+                assert not where.startswith("/login"), described(req, response)
+        else:  # nothing held: refused, or out of sight like a missing object
+            refusals = (403, 404, rule.foreign)
+            assert response.status_code in refusals, (
+                f"expected {refusals}: {described(req, response)}"
+            )
+        return
     if cell.role is None:  # a credential case, with a request the admin could make
         credential = broken(world, cell)
         req = rule.build(world.context("admin", "own", credential))
@@ -229,22 +262,24 @@ def check(world: World, cell: Cell) -> None:
             assert_unauthenticated(cell.key, req, response)
         return
     credential = caller(world, cell, rule)
-    req = rule.build(world.context(cell.role, cell.case, credential))
+    req = rule.build(world.context(cell.role, cell.case, credential, cell.scope))
     response = world.send(credential, req)
     assert_no_canary(world, req, response)
-    if cell.case == "own":
-        if allowed(cell.role, rule.minimum):
+    if cell.case == "own" or (cell.case == "other_site" and rule.any_site):
+        if cell.scope == "site" and rule.site is not None:
+            assert_refused(cell.key, rule.site, req, response)
+        elif allowed(cell.role, rule.minimum):
             assert_success(rule, req, response)
         else:
-            assert_refused(cell.key, 403, req, response)
+            assert_refused(cell.key, rule.below, req, response)
         return
-    if cell.case == "other_tenant":
-        # the refusal must not tell another tenant's object from a missing one
+    if cell.case in ("other_tenant", "other_site"):
+        # the refusal must not tell an object out of reach from a missing one
         other_caller = caller(world, cell, rule)
-        missing = rule.build(world.context(cell.role, "missing", other_caller))
+        missing = rule.build(world.context(cell.role, "missing", other_caller, cell.scope))
         alike = world.send(other_caller, missing)
         assert response.status_code == alike.status_code, (
-            f"another tenant's object is told from a missing one: {described(req, response)}"
+            f"an object out of reach is told from a missing one: {described(req, response)}"
             f" but {described(missing, alike)}"
         )
         assert not 200 <= response.status_code < 400, described(req, response)

@@ -3,11 +3,18 @@ token for each."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
+from sqlalchemy.orm import Session
+
+from outpost.clock import utcnow
 from outpost.db import Database
 from outpost.identity import service as identity
+from outpost.identity.models import ApiToken
 from outpost.identity.principal import Actor
+from outpost.identity.secrets import digest, new_token
 
 
 @dataclass(frozen=True)
@@ -39,3 +46,23 @@ def make_tenant(db: Database, name: str) -> Tenant:
             if role == "admin":
                 admin_actor = Actor(member)
     return Tenant(org.id, tokens["admin"], tokens["operator"], tokens["viewer"], admin_actor)
+
+
+def insert_token(session: Session, org_id: str, user_id: str) -> str:
+    """An API token of the user, written directly: a member whose access is a grant only
+    may not create one (a grant never carries token.create), but may hold an older one."""
+    secret, prefix = new_token()
+    now = utcnow()
+    session.add(
+        ApiToken(
+            id=f"tok_test{prefix[-8:]}{secrets.token_hex(4)}",
+            org_id=org_id,
+            user_id=user_id,
+            name="test",
+            prefix=prefix,
+            secret_hash=digest(secret),
+            created_at=now,
+            expires_at=now + timedelta(days=1),
+        )
+    )
+    return secret

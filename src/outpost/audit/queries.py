@@ -13,7 +13,7 @@ from outpost.audit.models import AuditEvent
 from outpost.audit.schemas import AuditFilter
 from outpost.clock import isoformat
 from outpost.errors import BadRequest
-from outpost.identity.authz import authorize
+from outpost.identity.authz import authorize, can
 from outpost.identity.principal import Principal
 from outpost.identity.roles import Permission
 from outpost.pagination import Page, decode_cursor, page_of
@@ -55,6 +55,17 @@ def list_events(session: Session, principal: Principal, filters: AuditFilter) ->
         query = query.where(AuditEvent.seq < int(after))
     rows = list(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(filters.limit + 1)))
     return page_of(rows, filters.limit, lambda event: str(event.seq))
+
+
+def object_history(
+    session: Session, principal: Principal, object_type: str, object_id: str, limit: int
+) -> list[AuditEvent]:
+    """An object's latest events, for its page: empty for those who may not read the
+    audit log (it is organization-wide), rather than refusing the whole page."""
+    if not can(principal, Permission.AUDIT_READ):
+        return []
+    filters = AuditFilter(object_type=object_type, object_id=object_id, limit=limit)
+    return list(list_events(session, principal, filters).items)
 
 
 def iter_events(

@@ -140,6 +140,11 @@ def require_write(
         raise Forbidden(f"You do not hold {Permission.FILES_WRITE} here.")
 
 
+def can_see(session: Session, principal: Principal, place: Place) -> bool:
+    """``files.read`` on the place's owner: what is there is not hidden from them."""
+    return can(principal, Permission.FILES_READ, scope_of(session, principal, place))
+
+
 def require_share(session: Session, principal: Principal, place: Place) -> None:
     """Share files at ``place``: ``files.share`` on its owner's scope."""
     authorize(principal, Permission.FILES_SHARE, scope_of(session, principal, place))

@@ -139,7 +139,10 @@ def _revoke(
     found = session.get(model, object_id)
     if found is None or found.org_id != actor.org_id:
         raise NotFound(f"No such {what}.")
-    access.require_share(session, actor.principal, _place_of(session, found))
+    place = _place_of(session, found)
+    if not access.can_see(session, actor.principal, place):
+        raise NotFound(f"No such {what}.")
+    access.require_share(session, actor.principal, place)
     if found.revoked_at is not None:
         raise Conflict(f"The {what} is already revoked.")
     with audit.tracked(session, actor, action, found):

@@ -147,8 +147,8 @@ def update_role(
     description: str | None = None,
     web_session_id: str | None = None,
 ) -> CustomRole:
-    authorize(actor.principal, Permission.MEMBER_MANAGE)
     role = _custom(session, actor.org_id, name, lock=True)
+    authorize(actor.principal, Permission.MEMBER_MANAGE)
     require_revision(role.revision, if_revision, role.audit_snapshot(), f"Role {name}")
     factors.require_fresh_mfa(session, actor.principal, web_session_id)
     with audit.tracked(session, actor, Action.ROLE_UPDATED, role):
@@ -169,8 +169,8 @@ def delete_role(
     if_revision: int,
     web_session_id: str | None = None,
 ) -> None:
-    authorize(actor.principal, Permission.MEMBER_MANAGE)
     role = _custom(session, actor.org_id, name, lock=True)
+    authorize(actor.principal, Permission.MEMBER_MANAGE)
     require_revision(role.revision, if_revision, role.audit_snapshot(), f"Role {name}")
     factors.require_fresh_mfa(session, actor.principal, web_session_id)
     uses = _uses(session, actor.org_id, name)

@@ -53,8 +53,8 @@ def _keep_an_admin(session: Session, membership: Membership) -> None:
 def set_member_role(
     session: Session, actor: Actor, user_id: str, role: str, *, web_session_id: str | None = None
 ) -> Membership:
-    authorize(actor.principal, Permission.MEMBER_MANAGE)
     membership = _membership(session, actor.org_id, user_id)
+    authorize(actor.principal, Permission.MEMBER_MANAGE)
     factors.require_fresh_mfa(session, actor.principal, web_session_id)
     if not role_exists(session, actor.org_id, role):
         raise BadRequest(
@@ -72,8 +72,8 @@ def set_member_role(
 def remove_member(
     session: Session, actor: Actor, user_id: str, *, web_session_id: str | None = None
 ) -> None:
-    authorize(actor.principal, Permission.MEMBER_MANAGE)
     membership = _membership(session, actor.org_id, user_id)
+    authorize(actor.principal, Permission.MEMBER_MANAGE)
     factors.require_fresh_mfa(session, actor.principal, web_session_id)
     _keep_an_admin(session, membership)
     now = utcnow()

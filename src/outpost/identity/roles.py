@@ -31,14 +31,10 @@ class Permission(StrEnum):
 
 
 #: Permissions that mean something only on the whole organization: a holding of them
-#: on a site or an asset subtree counts for nothing.
+#: on a site or an asset subtree counts for nothing. (``token.create`` held on a site
+#: lets its holder make tokens, which carry only what they hold.)
 ORGANIZATION_ONLY = frozenset(
-    {
-        Permission.AUDIT_READ,
-        Permission.TOKEN_CREATE,
-        Permission.TOKEN_MANAGE,
-        Permission.MEMBER_MANAGE,
-    }
+    {Permission.AUDIT_READ, Permission.TOKEN_MANAGE, Permission.MEMBER_MANAGE}
 )
 
 #: What a temporary grant never carries: its holder cannot delegate from it.

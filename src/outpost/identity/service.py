@@ -17,7 +17,7 @@ from outpost.clock import utcnow
 from outpost.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from outpost.identity import access, factors, passwords, secrets
 from outpost.identity.areas import area_scope
-from outpost.identity.authz import authorize, can, permissions_of
+from outpost.identity.authz import authorize, can, permissions_of, require_somewhere
 from outpost.identity.custom_roles import role_exists
 from outpost.identity.models import ApiToken, Membership, Organization, User
 from outpost.identity.principal import EVERYWHERE, Actor, Area, Principal, RequestMeta
@@ -226,7 +226,7 @@ def create_token(
     confirmed a second factor in the web session ``web_session_id`` within 15 minutes, so
     a token of such a user cannot create tokens (see :func:`factors.require_fresh_mfa`).
     """
-    authorize(actor.principal, Permission.TOKEN_CREATE)
+    require_somewhere(actor.principal, Permission.TOKEN_CREATE)
     factors.require_fresh_mfa(session, actor.principal, web_session_id)
     name = name.strip()
     if not name or len(name) > 200:

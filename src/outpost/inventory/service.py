@@ -195,6 +195,16 @@ def site_exists(session: Session, org_id: str, site_id: str) -> bool:
     return found is not None
 
 
+def readable_asset(session: Session, principal: Principal, asset_id: str | None) -> Asset | None:
+    """The asset if the principal may read it, else None (a parent above their subtree)."""
+    if asset_id is None:
+        return None
+    try:
+        return get_asset(session, principal, asset_id)
+    except NotFound:
+        return None
+
+
 def scope_of(
     session: Session,
     principal: Principal,
@@ -292,7 +302,9 @@ def _write_one(session: Session, actor: Actor, operation: planner.Op) -> planner
     ]
     if missing:
         raise NotFound(missing[0].message)
-    _authorize_plan(actor.principal, proposal)
+    hidden = _authorize_plan(actor.principal, proposal)
+    if hidden:
+        raise NotFound(hidden[0].message)
     planner.raise_if_stale(proposal)
     dependents = [v for v in proposal.violations if v.code == "asset.has_children"]
     if dependents:
@@ -305,12 +317,15 @@ def _write_one(session: Session, actor: Actor, operation: planner.Op) -> planner
     return proposal
 
 
-def _authorize_plan(principal: Principal, proposal: planner.Plan) -> None:
+def _authorize_plan(principal: Principal, proposal: planner.Plan) -> list[Violation]:
     """Every planned change needs its permissions where the asset is and where it goes.
 
-    An asset the principal cannot read is NotFound; a change they may not make is
-    Forbidden, naming each offending asset.
+    Returns an ``asset.not_found`` violation for each asset that is, or would be, out of
+    the principal's sight (they cannot read there): such an asset is answered like a
+    missing one. Raises Forbidden, naming each offending asset, for a change the
+    principal can see but may not make.
     """
+    hidden: list[Violation] = []
     refused: list[Violation] = []
     for diff in proposal.diffs:
         needed = _needed(diff)
@@ -318,8 +333,9 @@ def _authorize_plan(principal: Principal, proposal: planner.Plan) -> None:
             if diff.asset_id not in states:
                 continue
             scope = scopes.planned_scope(states, diff.asset_id)
-            if states is proposal.origin and not can(principal, Permission.ASSET_READ, scope):
-                raise NotFound(f"No asset {diff.asset_id}.")
+            if not can(principal, Permission.ASSET_READ, scope):
+                hidden.append(_out_of_sight(proposal, diff.asset_id))
+                break
             refused += [
                 Violation(
                     "permission.denied",
@@ -330,9 +346,22 @@ def _authorize_plan(principal: Principal, proposal: planner.Plan) -> None:
                 for permission in needed
                 if not can(principal, permission, scope)
             ]
-    if refused:
+    if refused and not hidden:
         unique = list(dict.fromkeys(refused))
         raise Forbidden(unique[0].message, unique)
+    return list(dict.fromkeys(hidden))
+
+
+def _out_of_sight(proposal: planner.Plan, asset_id: str) -> Violation:
+    index = proposal.op_index.get(asset_id)
+    path = "id" if asset_id in proposal.origin else "site_id"
+    return Violation(
+        "asset.not_found",
+        f"No asset {asset_id} in this organization."
+        if asset_id in proposal.origin
+        else "No such site or parent in this organization.",
+        path if index is None else f"operations[{index}].{path}",
+    )
 
 
 def _needed(diff: planner.Diff) -> list[Permission]:
@@ -371,7 +400,9 @@ def run_changeset(
     with violations raises :class:`RuleViolation` listing every one.
     """
     proposal = planner.plan(session, actor.org_id, changeset.operations)
-    _authorize_plan(actor.principal, proposal)
+    hidden = _authorize_plan(actor.principal, proposal)
+    if hidden:  # out of sight: reported like a missing asset, and nothing else is shown
+        raise RuleViolation(hidden)
     if dry_run:
         return ChangeSetOutcome(proposal, applied=False)
     if not proposal.valid:

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from outpost.audit import queries as audit_queries
-from outpost.audit.schemas import AuditFilter
 from outpost.errors import BadRequest, Conflict, PreconditionFailed, RuleViolation
 from outpost.files import views as files_views
 from outpost.identity.principal import Principal
@@ -186,15 +185,11 @@ def _render_asset(asset_id: str, state: AssetForm | None = None, status: int = 2
         who = principal()
         asset = service.get_asset(session, who, asset_id)
         site = service.get_site(session, who, asset.site_id)
-        parent = service.get_asset(session, who, asset.parent_id) if asset.parent_id else None
+        parent = service.readable_asset(session, who, asset.parent_id)
         children = queries.list_assets(
             session, who, AssetFilter(parent_id=asset.id, limit=500)
         ).items
-        events = audit_queries.list_events(
-            session,
-            who,
-            AuditFilter(object_type="asset", object_id=asset.id, limit=HISTORY_LIMIT),
-        ).items
+        events = audit_queries.object_history(session, who, "asset", asset.id, HISTORY_LIMIT)
         history = [
             HistoryRow(e, forms.changes(e["before"], e["after"]))
             for e in map(audit_queries.event_dict, events)
