@@ -243,7 +243,7 @@ def test_viewer_sees_no_forms_and_forced_post_is_403(viewer, fleet):
         viewer, f"/assets/{fleet.sensor['id']}", asset_form(fleet.sensor, channel="2")
     )
     assert response.status_code == 403
-    assert "does not allow" in text(response)
+    assert "do not hold config.write" in text(response)
     response = post_form(
         viewer,
         f"/sites/{fleet.site['id']}",

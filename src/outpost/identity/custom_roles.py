@@ -19,7 +19,7 @@ from outpost import ids
 from outpost.audit import service as audit
 from outpost.audit.actions import Action
 from outpost.clock import utcnow
-from outpost.errors import BadRequest, Conflict, NotFound, require_revision
+from outpost.errors import Conflict, NotFound, RuleViolation, require_revision
 from outpost.identity import factors
 from outpost.identity.authz import authorize
 from outpost.identity.models import AccessRequest, CustomRole, Grant, Invitation, Membership
@@ -82,12 +82,12 @@ def _checked_permissions(permissions: Collection[str]) -> list[str]:
     known = {p.value for p in Permission}
     unknown = sorted(set(permissions) - known)
     if unknown:
-        raise BadRequest(
-            "Unknown permissions.",
+        raise RuleViolation(
             [
                 Violation("role.permission_unknown", f"Unknown permission {p!r}.", "permissions")
                 for p in unknown
             ],
+            "Unknown permissions.",
         )
     return sorted(set(permissions))
 
@@ -104,8 +104,7 @@ def create_role(
     authorize(actor.principal, Permission.MEMBER_MANAGE)
     factors.require_fresh_mfa(session, actor.principal, web_session_id)
     if not ROLE_NAME.fullmatch(name) or is_builtin(name):
-        raise BadRequest(
-            "The role name is not valid.",
+        raise RuleViolation(
             [
                 Violation(
                     "role.name_invalid",
@@ -114,6 +113,7 @@ def create_role(
                     "name",
                 )
             ],
+            "The role name is not valid.",
         )
     if role_exists(session, actor.org_id, name):
         raise Conflict(

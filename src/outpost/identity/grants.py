@@ -24,7 +24,7 @@ from outpost.audit import service as audit
 from outpost.audit.actions import Action
 from outpost.clock import utcnow
 from outpost.db import Database
-from outpost.errors import BadRequest, Conflict, Forbidden, NotFound
+from outpost.errors import Conflict, Forbidden, NotFound, RuleViolation
 from outpost.identity import factors
 from outpost.identity.access import role_permissions
 from outpost.identity.areas import area_scope
@@ -87,7 +87,7 @@ def create_grant(
     starts_at = spec.starts_at or now
     problems = _problems(session, principal, spec, scope, now, grantee=True)
     if problems:
-        raise BadRequest("The grant cannot be given.", problems)
+        raise RuleViolation(problems, "The grant cannot be given.")
     with audit.tracked(session, actor, Action.GRANT_CREATED) as track:
         grant = Grant(
             id=ids.new_id("grt"),
@@ -365,8 +365,8 @@ def _lockable(session: Session, principal: Principal, grant_id: str) -> Grant:
 def _end(session: Session, actor: Actor, grant: Grant, reason: str, action: Action) -> Grant:
     reason = reason.strip()
     if not reason or len(reason) > 500:
-        raise BadRequest(
-            "Give a reason.", [Violation("grant.reason_required", "Give a reason.", "reason")]
+        raise RuleViolation(
+            [Violation("grant.reason_required", "Give a reason.", "reason")], "Give a reason."
         )
     now = utcnow()
     if grant.revoked_at is not None or (grant.expires_at is not None and grant.expires_at <= now):

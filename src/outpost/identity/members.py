@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from outpost.audit import service as audit
 from outpost.audit.actions import Action
 from outpost.clock import utcnow
-from outpost.errors import BadRequest, Conflict, NotFound
+from outpost.errors import Conflict, NotFound, RuleViolation
 from outpost.identity import factors
 from outpost.identity.authz import authorize
 from outpost.identity.custom_roles import role_exists
@@ -57,8 +57,8 @@ def set_member_role(
     authorize(actor.principal, Permission.MEMBER_MANAGE)
     factors.require_fresh_mfa(session, actor.principal, web_session_id)
     if not role_exists(session, actor.org_id, role):
-        raise BadRequest(
-            "Unknown role.", [Violation("member.role_unknown", f"Unknown role {role!r}.", "role")]
+        raise RuleViolation(
+            [Violation("member.role_unknown", f"Unknown role {role!r}.", "role")], "Unknown role."
         )
     if membership.role == role:
         return membership
@@ -115,8 +115,7 @@ def set_max_grant_hours(
     """The longest a grant may last in the organization (default 168 h, at most a year)."""
     authorize(actor.principal, Permission.MEMBER_MANAGE)
     if not 1 <= hours <= MAX_GRANT_HOURS:
-        raise BadRequest(
-            "Out of range.",
+        raise RuleViolation(
             [
                 Violation(
                     "organization.max_grant_out_of_range",
@@ -124,6 +123,7 @@ def set_max_grant_hours(
                     "max_grant_hours",
                 )
             ],
+            "Out of range.",
         )
     org = session.get(Organization, actor.org_id, with_for_update=True)
     if org is None:
