@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from bench import audit, changeset, files, listing, patch, reference, seed
+from bench import audit, authz, changeset, files, listing, patch, reference, seed
 from bench.common import ENGINES, Context, Result, check_postgres
 
 BENCHES: dict[str, ModuleType] = {
-    module.NAME: module for module in (seed, patch, changeset, listing, reference, audit, files)
+    module.NAME: module
+    for module in (seed, patch, changeset, listing, reference, audit, files, authz)
 }
 
 

@@ -11,7 +11,7 @@ from outpost.db import Database
 from outpost.files import api as files_api
 from outpost.files.storage import open_blob_store
 from outpost.identity import api as identity_api
-from outpost.identity import grants_api
+from outpost.identity import grants_api, invitations_api, members_api, requests_api
 from outpost.inventory import api as inventory_api
 from outpost.settings import Settings
 from outpost.web import auth, bodies, context, meta, problems, text_guard, views
@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         meta.bp,
         identity_api.bp,
         grants_api.bp,
+        invitations_api.bp,
+        requests_api.bp,
+        members_api.bp,
         inventory_api.bp,
         audit_api.bp,
         files_api.bp,

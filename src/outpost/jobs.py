@@ -15,6 +15,7 @@ from datetime import timedelta
 from outpost.db import Database
 from outpost.files import service as files
 from outpost.files.storage import BlobStore, open_blob_store
+from outpost.identity import grants, requests
 from outpost.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,20 @@ def sweep_orphan_blobs(settings: Settings, db: Database, blobs: BlobStore) -> in
     return files.sweep_orphans(db, blobs)
 
 
-JOBS: dict[str, Job] = {"files.purge": purge_deleted_files, "files.sweep": sweep_orphan_blobs}
+def record_grant_expiries(settings: Settings, db: Database, blobs: BlobStore) -> int:
+    return grants.record_expiries(db)
+
+
+def expire_access_requests(settings: Settings, db: Database, blobs: BlobStore) -> int:
+    return requests.expire_requests(db)
+
+
+JOBS: dict[str, Job] = {
+    "files.purge": purge_deleted_files,
+    "files.sweep": sweep_orphan_blobs,
+    "identity.grant_expiry": record_grant_expiries,
+    "identity.request_expiry": expire_access_requests,
+}
 
 
 def run_once(settings: Settings, db: Database) -> dict[str, int]:

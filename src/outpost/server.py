@@ -15,8 +15,9 @@ from gunicorn.app.base import BaseApplication
 
 from outpost.settings import Settings
 
-#: Paths whose last segment is a bearer secret: expiring links and signed downloads.
-SECRET_PATH = re.compile(r"/(l|dl)/[^/\s?]+")
+#: Paths whose last segment is a bearer secret: expiring links, signed downloads and
+#: invitation links.
+SECRET_PATH = re.compile(r"/(l|dl|invite)/[^/\s?]+")
 
 
 class RedactingLogger(glogging.Logger):  # type: ignore[misc]

@@ -140,3 +140,19 @@ def _with_grant_holders(database: Database, tenant: Tenant) -> dict[str, str]:
                 grants.create_grant(session, system, spec)
             tokens[role] = insert_token(session, tenant.org_id, user.id)
     return tokens
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@schema.parametrize()
+def test_no_server_error_and_documented_responses(
+    case: Case, served: tuple[Flask, dict[str, str]], role: str
+) -> None:
+    app, tokens = served
+    case.call_and_validate(
+        app=app, headers={"Authorization": f"Bearer {tokens[role]}"}, checks=CHECKS
+    )

@@ -387,6 +387,26 @@ def _request_body(c: Ctx) -> dict[str, Any]:
     }
 
 
+def _invitation_fields(c: Ctx) -> dict[str, Any]:
+    return {
+        "email": f"{c.unique('guest')}@partner.test",
+        "role": "viewer",
+        "site_id": c.ids.site,
+        "duration_minutes": 60,
+        "reason": "authz matrix",
+    }
+
+
+def _role_form(c: Ctx, action: str) -> Req:
+    name = c.fresh("role")
+    form = {
+        "revision": c.revision(f"/api/v1/roles/{name}"),
+        "description": "matrix",
+        "permissions": ["site.read"],
+    }
+    return page("POST", f"/members/roles/{name}{action}", form)
+
+
 def _role_write(c: Ctx, method: str, **kwargs: Any) -> Req:
     path = f"/api/v1/roles/{c.fresh('role')}"
     return api(method, path, headers=_if_match(c, path), **kwargs)
@@ -613,7 +633,12 @@ POLICY: dict[tuple[str, str], Rule] = {
         note=FOREIGN_CHANGESET,
     ),
     # --- inventory pages -----------------------------------------------------------------
-    ("inventory.fleet", "GET"): Rule(VIEWER, lambda c: page("GET", "/")),
+    ("inventory.fleet", "GET"): Rule(
+        VIEWER,
+        lambda c: page("GET", "/"),
+        membership=True,
+        note="A member who holds nothing is sent to /access to ask for some.",
+    ),
     ("inventory.site", "GET"): Rule(VIEWER, lambda c: page("GET", f"/sites/{c.ids.site}")),
     ("inventory.update_site", "POST"): Rule(
         OPERATOR, lambda c: page("POST", f"/sites/{c.ids.site}", _site_form(c))
@@ -883,6 +908,132 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("members_api.update_organization", "PATCH"): Rule(
         ADMIN,
         lambda c: api("PATCH", "/api/v1/organization", json={"max_grant_hours": 168}),
+        site=403,
+        note="Sends the default, so that an allowed call changes nothing.",
+    ),
+    # --- invitations ------------------------------------------------------------------------
+    ("invitations.invitation", "GET"): Rule(
+        PUBLIC, lambda c: page("GET", f"/invite/{c.fresh('invite_secret')}"), names_object=True
+    ),
+    ("invitations.accept", "POST"): Rule(
+        PUBLIC,
+        lambda c: page(
+            "POST",
+            f"/invite/{c.fresh('invite_secret')}",
+            {"display_name": "Guest", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        ),
+        names_object=True,
+    ),
+    ("invitations.invite_form", "GET"): Rule(OPERATOR, lambda c: page("GET", "/access/invite")),
+    ("invitations.create_invitation", "POST"): Rule(
+        OPERATOR,
+        lambda c: page("POST", "/access/invite", _invitation_fields(c)),
+        names_object=True,
+    ),
+    ("invitations_api.list_invitations", "GET"): Rule(
+        VIEWER, lambda c: api("GET", "/api/v1/invitations"), membership=True
+    ),
+    ("invitations_api.create_invitation", "POST"): Rule(
+        OPERATOR,
+        lambda c: api("POST", "/api/v1/invitations", json=_invitation_fields(c)),
+        names_object=True,
+    ),
+    ("invitations_api.revoke_invitation", "DELETE"): Rule(
+        ADMIN,
+        lambda c: api("DELETE", f"/api/v1/invitations/{c.fresh('invitation')}"),
+        below=404,
+        site=404,
+        note="The inviter (here the admin) or a member manager; to anyone else it is hidden.",
+    ),
+    # --- access pages ----------------------------------------------------------------------
+    ("access.my_access", "GET"): Rule(VIEWER, lambda c: page("GET", "/access"), membership=True),
+    ("access.end_grant", "POST"): Rule(
+        VIEWER,
+        lambda c: page("POST", f"/access/grants/{c.fresh('my_grant')}/end"),
+        membership=True,
+    ),
+    ("access.request_access", "POST"): Rule(
+        VIEWER,
+        lambda c: page(
+            "POST",
+            "/access/requests",
+            {"role": "viewer", "site_id": c.ids.site, "hours": "1", "reason": "matrix"},
+        ),
+        names_object=True,
+        membership=True,
+        any_site=True,
+    ),
+    ("access.cancel_request", "POST"): Rule(
+        VIEWER,
+        lambda c: page("POST", f"/access/requests/{c.fresh('my_request')}/cancel"),
+        membership=True,
+    ),
+    ("access.site_access", "GET"): Rule(
+        VIEWER, lambda c: page("GET", f"/sites/{c.ids.site}/access")
+    ),
+    ("access.create_grant", "POST"): Rule(
+        OPERATOR,
+        lambda c: page(
+            "POST",
+            f"/sites/{c.ids.site}/access/grants",
+            {"user_id": c.fresh("member"), "role": "viewer", "hours": "1", "reason": "matrix"},
+        ),
+    ),
+    ("access.revoke_grant", "POST"): Rule(
+        OPERATOR,
+        lambda c: page(
+            "POST",
+            f"/sites/{c.ids.site}/access/grants/{c.fresh('grant')}/revoke",
+            {"reason": "matrix"},
+        ),
+        below=404,
+    ),
+    ("access.request_list", "GET"): Rule(
+        VIEWER, lambda c: page("GET", "/access/requests"), membership=True
+    ),
+    ("access.approve_request", "POST"): Rule(
+        OPERATOR,
+        lambda c: page(
+            "POST", f"/access/requests/{c.fresh('request')}/approve", {"reason": "matrix"}
+        ),
+        below=404,
+    ),
+    ("access.deny_request", "POST"): Rule(
+        OPERATOR,
+        lambda c: page("POST", f"/access/requests/{c.fresh('request')}/deny", {"reason": "matrix"}),
+        below=404,
+    ),
+    ("access.member_list", "GET"): Rule(VIEWER, lambda c: page("GET", "/members"), membership=True),
+    ("access.set_member_role", "POST"): Rule(
+        ADMIN,
+        lambda c: page("POST", f"/members/{c.fresh('member')}/role", {"role": "technician"}),
+        site=403,
+        site_bound=False,
+    ),
+    ("access.remove_member", "POST"): Rule(
+        ADMIN,
+        lambda c: page("POST", f"/members/{c.fresh('member')}/remove"),
+        site=403,
+        site_bound=False,
+    ),
+    ("access.create_role", "POST"): Rule(
+        ADMIN,
+        lambda c: page(
+            "POST",
+            "/members/roles",
+            {"name": c.unique("role"), "description": "", "permissions": ["site.read"]},
+        ),
+        site=403,
+    ),
+    ("access.update_role", "POST"): Rule(
+        ADMIN, lambda c: _role_form(c, ""), site=403, site_bound=False
+    ),
+    ("access.delete_role", "POST"): Rule(
+        ADMIN, lambda c: _role_form(c, "/delete"), site=403, site_bound=False
+    ),
+    ("access.set_max_grant_hours", "POST"): Rule(
+        ADMIN,
+        lambda c: page("POST", "/members/max-grant-hours", {"max_grant_hours": "168"}),
         site=403,
         note="Sends the default, so that an allowed call changes nothing.",
     ),

@@ -334,7 +334,7 @@ def _authorize_plan(principal: Principal, proposal: planner.Plan) -> list[Violat
                 continue
             scope = scopes.planned_scope(states, diff.asset_id)
             if not can(principal, Permission.ASSET_READ, scope):
-                hidden.append(_out_of_sight(proposal, diff.asset_id))
+                hidden.append(_out_of_sight(proposal, diff.asset_id, states is proposal.origin))
                 break
             refused += [
                 Violation(
@@ -352,15 +352,17 @@ def _authorize_plan(principal: Principal, proposal: planner.Plan) -> list[Violat
     return list(dict.fromkeys(hidden))
 
 
-def _out_of_sight(proposal: planner.Plan, asset_id: str) -> Violation:
+def _out_of_sight(proposal: planner.Plan, asset_id: str, where_it_is: bool) -> Violation:
+    """The asset itself is out of sight (``where_it_is``), or the place it would go."""
     index = proposal.op_index.get(asset_id)
-    path = "id" if asset_id in proposal.origin else "site_id"
-    return Violation(
-        "asset.not_found",
+    path = "id" if where_it_is else "parent_id"
+    message = (
         f"No asset {asset_id} in this organization."
-        if asset_id in proposal.origin
-        else "No such site or parent in this organization.",
-        path if index is None else f"operations[{index}].{path}",
+        if where_it_is
+        else "No such site or parent in this organization."
+    )
+    return Violation(
+        "asset.not_found", message, path if index is None else f"operations[{index}].{path}"
     )
 
 

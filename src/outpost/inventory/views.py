@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from outpost.audit import queries as audit_queries
-from outpost.errors import BadRequest, Conflict, PreconditionFailed, RuleViolation
+from outpost.errors import BadRequest, Conflict, Forbidden, PreconditionFailed, RuleViolation
 from outpost.files import views as files_views
 from outpost.identity.principal import Principal
 from outpost.inventory import importer, queries, service
@@ -46,11 +46,16 @@ def _names(session: Session, who: Principal, violations: Iterable[Violation]) ->
 
 
 @bp.get("/")
-def fleet() -> Page:
+def fleet() -> Page | Response:
+    """The sites in reach; a member who holds nothing yet lands on their access page,
+    where they can ask for some."""
     filters = forms.parse(SiteFilter, forms.query_values(request.args, ("q", "cursor")))
     with transaction() as session:
         who = principal()
-        page = queries.list_sites(session, who, filters)
+        try:
+            page = queries.list_sites(session, who, filters)
+        except Forbidden:
+            return redirect(url_for("access.my_access", notice="no-access"))
         total = queries.count_assets(session, who)
         return render_template(
             "inventory/site_list.html", page=page, filters=filters, total_assets=total

@@ -47,6 +47,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "files_public.link_download",
         "files_public.use_link",
         "files_public.signed",
+        "invitations.invitation",  # an invitation link: holding it is the credential, once
+        "invitations.accept",
     }
 )
 

@@ -8,7 +8,7 @@ from flask import Blueprint, g, request
 
 from outpost.audit import views as audit_views
 from outpost.files import views as files_views
-from outpost.identity import mfa_views
+from outpost.identity import access_views, invitation_views, mfa_views
 from outpost.identity import views as identity_views
 from outpost.identity.authz import permissions_of
 from outpost.inventory import views as inventory_views
@@ -31,6 +31,20 @@ NOTICES = {
     "share-created": "The file was shared.",
     "share-revoked": "The share was revoked.",
     "link-revoked": "The link was revoked.",
+    "grant-created": "Access was granted.",
+    "grant-revoked": "The grant was revoked.",
+    "grant-ended": "Your grant has ended.",
+    "request-created": "Your access request was sent.",
+    "request-cancelled": "The access request was cancelled.",
+    "request-approved": "The request was approved: the grant is in force.",
+    "request-denied": "The request was denied.",
+    "member-role-saved": "The member's role was saved.",
+    "member-removed": "The member was removed: their sessions, tokens and grants here ended.",
+    "role-created": "The role was created.",
+    "role-saved": "The role was saved.",
+    "role-deleted": "The role was deleted.",
+    "max-grant-saved": "The longest grant was saved.",
+    "no-access": "You have no access to any site yet: ask for some below.",
 }
 
 layout = Blueprint("layout", __name__)
@@ -58,6 +72,8 @@ def blueprints() -> list[Blueprint]:
         audit_views.bp,
         identity_views.bp,
         mfa_views.bp,
+        access_views.bp,
+        invitation_views.bp,
         files_views.bp,
         files_views.public,
     ]
