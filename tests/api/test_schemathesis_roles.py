@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 import schemathesis
 from flask import Flask
-from schemathesis import BaseSchema
+from hypothesis import HealthCheck, settings
+from schemathesis import BaseSchema, Case
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,

@@ -3,7 +3,6 @@ lapse after 72 hours, and who may decide what. Every step leaves its audit event
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -12,53 +11,15 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from fleet import Fleet, build_fleet, patch
-from outpost import ids
 from outpost.clock import frozen, utcnow
 from outpost.db import Database
-from outpost.identity import custom_roles, secrets
-from outpost.identity import service as identity
-from outpost.identity.models import ApiToken
+from outpost.identity import custom_roles
 from outpost.identity.requests import MAX_PENDING, REQUEST_TTL, expire_requests
 from support.api import assert_problem
+from support.grants import add_member, user_id_of
 from support.tenants import Tenant
-from support.web import PASSWORD
 
 BASE = "/api/v1/access-requests"
-
-
-@dataclass(frozen=True)
-class Member:
-    user_id: str
-    headers: dict[str, str]
-
-
-def add_member(db: Database, tenant: Tenant, name: str, role: str) -> Member:
-    """A new member with ``role`` and an API token. The token row is written directly:
-    a role without ``token.create`` (``none``) cannot make one itself."""
-    with db.unit_of_work() as session:
-        user = identity.add_user(
-            session, tenant.admin_actor, email=f"{name}@acme.test", password=PASSWORD, role=role
-        )
-        secret, prefix = secrets.new_token()
-        now = utcnow()
-        session.add(
-            ApiToken(
-                id=ids.new_id("tok"),
-                org_id=tenant.org_id,
-                user_id=user.id,
-                name=f"{name} token",
-                prefix=prefix,
-                secret_hash=secrets.digest(secret),
-                created_at=now,
-                expires_at=now + timedelta(days=30),
-            )
-        )
-        user_id = user.id
-    return Member(user_id, {"Authorization": f"Bearer {secret}"})
-
-
-def user_id(client: FlaskClient, headers: dict[str, str]) -> str:
-    return str(client.get("/api/v1/me", headers=headers).get_json()["user_id"])
 
 
 def ask(client: FlaskClient, headers: dict[str, str], **body: Any) -> TestResponse:
@@ -109,7 +70,7 @@ def test_approval_gives_the_grant_on_that_site_only(
     assert patch(client, site_path, {"name": "Before"}, viewer).status_code == 403
 
     made = asked(client, viewer, site_id=first.site["id"])
-    assert made["status"] == "pending" and made["user_id"] == user_id(client, viewer)
+    assert made["status"] == "pending" and made["user_id"] == user_id_of(client, viewer)
     assert made["grant_id"] is None
     listed = client.get(BASE, query_string={"status": "pending"}, headers=operator).get_json()
     assert [item["id"] for item in listed["items"]] == [made["id"]]
@@ -118,7 +79,7 @@ def test_approval_gives_the_grant_on_that_site_only(
     assert approved.status_code == 200, approved.get_json()
     body = approved.get_json()
     assert body["status"] == "approved" and body["decision_reason"] == "go ahead"
-    assert body["decided_by"] == user_id(client, operator) and body["decided_at"]
+    assert body["decided_by"] == user_id_of(client, operator) and body["decided_at"]
 
     grant = client.get(f"/api/v1/grants/{body['grant_id']}", headers=viewer).get_json()
     assert grant["active"] and grant["role"] == "operator"

@@ -10,14 +10,12 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from outpost import ids
 from outpost.audit.models import AuditEvent
 from outpost.clock import isoformat, utcnow
 from outpost.db import Database
-from outpost.identity import secrets
 from outpost.identity import service as identity
-from outpost.identity.models import ApiToken, Grant
-from support.tenants import Tenant
+from outpost.identity.models import Grant
+from support.tenants import Tenant, insert_token
 from support.web import PASSWORD
 
 
@@ -44,20 +42,7 @@ def add_member(db: Database, tenant: Tenant, name: str, role: str) -> Member:
         user = identity.add_user(
             session, tenant.admin_actor, email=email, password=PASSWORD, role=role
         )
-        secret, prefix = secrets.new_token()
-        now = utcnow()
-        session.add(
-            ApiToken(
-                id=ids.new_id("tok"),
-                org_id=tenant.org_id,
-                user_id=user.id,
-                name=f"{name} token",
-                prefix=prefix,
-                secret_hash=secrets.digest(secret),
-                created_at=now,
-                expires_at=now + timedelta(days=30),
-            )
-        )
+        secret = insert_token(session, tenant.org_id, user.id)
         return Member(user.id, email, secret)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from outpost import ids
 from outpost.audit import service as audit
@@ -246,30 +246,36 @@ def _access_until(principal: Principal, given: frozenset[str], scope: Scope) -> 
 # --- reading ----------------------------------------------------------------------------
 
 
-def _in_area(area: Area) -> ColumnElement[bool]:
-    """A grant whose area lies inside ``area``."""
-    if area.whole:
+def delegable_here(
+    principal: Principal,
+    site_id: InstrumentedAttribute[str | None],
+    asset_id: InstrumentedAttribute[str | None],
+) -> ColumnElement[bool]:
+    """Rows naming an area (``site_id``, ``asset_id`` columns) the principal could give
+    access to: everywhere for a member manager, else inside where they hold
+    ``grant.create``. Grants and access requests are seen by who could give them."""
+    if can(principal, Permission.MEMBER_MANAGE):
         return true()
-    below = Grant.asset_id.in_(select(Asset.id).where(inventory_scopes.assets_within_area(area)))
-    if area.asset_id is not None:
-        return below
-    return or_(Grant.site_id == area.site_id, below)
+    found = reach(principal, Permission.GRANT_CREATE)
+    if found.nowhere:
+        return false()
+
+    def inside(area: Area) -> ColumnElement[bool]:
+        if area.whole:
+            return true()
+        below = asset_id.in_(select(Asset.id).where(inventory_scopes.assets_within_area(area)))
+        return below if area.asset_id is not None else or_(site_id == area.site_id, below)
+
+    return and_(or_(*(inside(area) for area in found.areas)), inside(found.within))
 
 
 def visible(principal: Principal) -> ColumnElement[bool]:
-    """The grants a principal may see: their own, every one for a member manager, and
-    those inside the areas where they hold ``grant.create`` (they could have given them)."""
+    """The grants a principal may see: their own, and those they could have given."""
     mine = Grant.user_id == principal.user_id
-    if can(principal, Permission.MEMBER_MANAGE):
-        scoped: ColumnElement[bool] = true()
-    else:
-        found = reach(principal, Permission.GRANT_CREATE)
-        scoped = (
-            and_(or_(*(_in_area(a) for a in found.areas)), _in_area(found.within))
-            if not found.nowhere
-            else false()
-        )
-    return and_(Grant.org_id == principal.org_id, or_(mine, scoped))
+    return and_(
+        Grant.org_id == principal.org_id,
+        or_(mine, delegable_here(principal, Grant.site_id, Grant.asset_id)),
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from outpost import ids
@@ -29,14 +29,12 @@ from outpost.clock import utcnow
 from outpost.db import Database
 from outpost.errors import Conflict, Forbidden, NotFound, RuleViolation
 from outpost.identity import areas, grants
-from outpost.identity.authz import can, reach
+from outpost.identity.authz import can
 from outpost.identity.custom_roles import role_exists
 from outpost.identity.models import AccessRequest, Grant
 from outpost.identity.principal import ORGANIZATION, Actor, Area, Principal, Scope
 from outpost.identity.roles import NO_ROLE, Permission
 from outpost.identity.service import system_actor
-from outpost.inventory.models import Asset
-from outpost.inventory.scopes import assets_within_area
 from outpost.pagination import Page, decode_cursor, page_of
 from outpost.validation import Violation
 
@@ -165,30 +163,11 @@ def _check_pending_room(session: Session, principal: Principal) -> None:
 # --- reading ----------------------------------------------------------------------------
 
 
-def _in_area(area: Area) -> ColumnElement[bool]:
-    """A request whose area lies inside ``area`` (the same test as ``grants.visible``)."""
-    if area.whole:
-        return true()
-    below = AccessRequest.asset_id.in_(select(Asset.id).where(assets_within_area(area)))
-    if area.asset_id is not None:
-        return below
-    return or_(AccessRequest.site_id == area.site_id, below)
-
-
 def visible(principal: Principal) -> ColumnElement[bool]:
-    """The requests a principal may see: their own, every one for a member manager, and
-    those inside the areas where they hold ``grant.create`` (they could approve them)."""
+    """The requests a principal may see: their own, and those they could approve."""
     mine = AccessRequest.user_id == principal.user_id
-    if can(principal, Permission.MEMBER_MANAGE):
-        scoped: ColumnElement[bool] = true()
-    else:
-        found = reach(principal, Permission.GRANT_CREATE)
-        scoped = (
-            and_(or_(*(_in_area(a) for a in found.areas)), _in_area(found.within))
-            if not found.nowhere
-            else false()
-        )
-    return and_(AccessRequest.org_id == principal.org_id, or_(mine, scoped))
+    could_approve = grants.delegable_here(principal, AccessRequest.site_id, AccessRequest.asset_id)
+    return and_(AccessRequest.org_id == principal.org_id, or_(mine, could_approve))
 
 
 def _status_is(status: str, now: datetime) -> ColumnElement[bool]:
