@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from outpost.identity.models import CustomRole, Grant
@@ -18,7 +18,7 @@ from outpost.identity.principal import Area, Holding
 from outpost.identity.roles import BUILTIN_ROLES, NOT_DELEGABLE, known_permissions
 
 
-def live(now: datetime) -> ColumnElement[bool]:
+def live(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """A grant in force at ``now``."""
     return and_(
         Grant.revoked_at.is_(None),
@@ -46,16 +46,21 @@ def role_permissions(
     return {name: found.get(name, frozenset()) for name in names}
 
 
+#: The user's live grants: built once (this runs on every request), run with parameters.
+LIVE_GRANTS = select(Grant.id, Grant.role, Grant.site_id, Grant.asset_id, Grant.expires_at).where(
+    Grant.org_id == bindparam("org_id"),
+    Grant.user_id == bindparam("user_id"),
+    live(bindparam("now")),
+)
+
+
 def holdings(
     session: Session, org_id: str, user_id: str, role: str, now: datetime
 ) -> tuple[Holding, ...]:
     """The membership's role on the whole organization, then every live grant. A temporary
     grant never carries ``grant.create`` or ``token.create``: its holder cannot delegate."""
-    grants = session.execute(
-        select(Grant.id, Grant.role, Grant.site_id, Grant.asset_id, Grant.expires_at).where(
-            Grant.org_id == org_id, Grant.user_id == user_id, live(now)
-        )
-    ).all()
+    params = {"org_id": org_id, "user_id": user_id, "now": now}
+    grants = session.execute(LIVE_GRANTS, params).all()
     by_role = role_permissions(session, org_id, {role, *(grant.role for grant in grants)})
     found = [Holding(by_role[role])] if by_role[role] else []
     for grant in grants:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import ColumnElement, and_, false, literal, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from outpost.identity.authz import Reach, can, holdings_of, reach
@@ -31,14 +31,11 @@ def _uses_subtrees(principal: Principal) -> bool:
     return any(area.asset_id is not None for area in areas)
 
 
-def asset_scope(session: Session, principal: Principal, asset: Asset) -> Scope:
-    """The asset's site and its path from the top of its tree (one recursive query, and
-    only for principals holding something on a subtree)."""
-    if not _uses_subtrees(principal):
-        return Scope(asset.site_id, (asset.id,))
+def _path_query() -> Select[tuple[str]]:
+    """An asset's ancestors and itself, top first: built once, run with ``asset_id``."""
     up = (
         select(Asset.id, Asset.parent_id, literal(0).label("depth"))
-        .where(Asset.id == asset.id)
+        .where(Asset.id == bindparam("asset_id"))
         .cte("up", recursive=True)
     )
     up = up.union_all(
@@ -46,8 +43,19 @@ def asset_scope(session: Session, principal: Principal, asset: Asset) -> Scope:
         .join(up, Asset.id == up.c.parent_id)
         .where(up.c.depth < MAX_DEPTH)
     )
-    path = session.scalars(select(up.c.id).order_by(up.c.depth.desc())).all()
-    return Scope(asset.site_id, tuple(path))
+    return select(up.c.id).order_by(up.c.depth.desc())
+
+
+PATH = _path_query()
+
+
+def asset_scope(session: Session, principal: Principal, asset: Asset) -> Scope:
+    """The asset's site and its path from the top of its tree (one recursive query, and
+    only for principals holding something on a subtree)."""
+    if not _uses_subtrees(principal):
+        return Scope(asset.site_id, (asset.id,))
+    path = session.scalars(PATH, {"asset_id": asset.id})
+    return Scope(asset.site_id, tuple(str(node) for node in path))
 
 
 def planned_scope(assets: Mapping[str, AssetState], asset_id: str) -> Scope:
@@ -84,8 +92,9 @@ def _contains_site(area: Area, site_id: str) -> bool:
 
 
 def subtree_ids(root_id: str) -> ColumnElement[bool]:
-    """``Asset.id`` is ``root_id`` or below it."""
-    down = select(Asset.id).where(Asset.id == root_id).cte("down", recursive=True)
+    """``Asset.id`` is ``root_id`` or below it. Each subtree gets a CTE of its own name
+    (SQLAlchemy's anonymous one), so that a filter may hold several."""
+    down = select(Asset.id).where(Asset.id == root_id).cte(recursive=True)
     down = down.union_all(select(Asset.id).join(down, Asset.parent_id == down.c.id))
     return Asset.id.in_(select(down.c.id))
 
