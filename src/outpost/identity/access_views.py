@@ -32,11 +32,10 @@ from outpost.errors import (
     RuleViolation,
 )
 from outpost.identity import custom_roles, grants, members, requests, service
-from outpost.identity.authz import can, reach
 from outpost.identity.member_schemas import OrganizationAccessIn, RoleCreate, RolePatch
 from outpost.identity.members import MAX_GRANT_HOURS
 from outpost.identity.models import AccessRequest, Grant
-from outpost.identity.principal import Principal, Scope
+from outpost.identity.principal import Principal
 from outpost.identity.roles import NO_ROLE, Permission
 from outpost.identity.schemas import Strict
 from outpost.inventory import queries as inventory_queries
@@ -368,14 +367,6 @@ def cancel_request(request_id: str) -> View:
 # --- who has access to a site -----------------------------------------------------------
 
 
-def _may_grant_here(who: Principal, site_id: str, asset_ids: set[str]) -> bool:
-    """Show the grant and revoke forms: ``grant.create`` on the site or a subtree in it,
-    or a member manager (the services decide)."""
-    if can(who, Permission.MEMBER_MANAGE) or can(who, Permission.GRANT_CREATE, Scope(site_id)):
-        return True
-    return any(area.asset_id in asset_ids for area in reach(who, Permission.GRANT_CREATE).areas)
-
-
 def _tree(session: Session, who: Principal, site_id: str) -> list[Asset]:
     """The site's assets the user may read (none for a role that reads sites only)."""
     try:
@@ -390,9 +381,10 @@ def _render_site(site_id: str, state: FormState = NO_FORM, status: int = 200) ->
         site = inventory.get_site(session, who, site_id)
         tree = _tree(session, who, site.id)
         here = grants.list_grants(session, who, grants.GrantFilter(site_id=site.id, limit=200))
-        live = grants.list_grants(session, who, grants.GrantFilter(state="active", limit=200))
-        whole = [x for x in live if x.site_id is None and x.asset_id is None]
-        rows = grant_rows(session, who, [*here[:200], *whole])
+        whole = grants.list_grants(
+            session, who, grants.GrantFilter(state="active", organization_wide=True, limit=200)
+        )
+        rows = grant_rows(session, who, [*here[:200], *whole[:200]])
         everyone = service.list_members(session, who)
         html = render_template(
             "identity/access/site_access.html",
@@ -403,7 +395,7 @@ def _render_site(site_id: str, state: FormState = NO_FORM, status: int = 200) ->
             grants=[row for row in rows if row.scope.kind != "organization"],
             whole=[row for row in rows if row.scope.kind == "organization"],
             roles=_roles(session, who),
-            may_grant=_may_grant_here(who, site.id, {asset.id for asset in tree}),
+            may_grant=grants.may_grant_on_site(who, site.id, {asset.id for asset in tree}),
             max_hours=_max_hours(session, who),
             form=state,
         )

@@ -285,6 +285,8 @@ class GrantFilter:
     asset_id: str | None = None
     #: "active" (in force now), "upcoming", "ended" (expired or revoked), or None: all.
     state: str | None = None
+    #: Only grants on the whole organization (no site, no asset).
+    organization_wide: bool = False
     limit: int = 50
     cursor: str | None = None
 
@@ -315,9 +317,23 @@ def list_grants(session: Session, principal: Principal, filters: GrantFilter) ->
         )
     if filters.asset_id:
         query = query.where(Grant.asset_id == filters.asset_id)
+    if filters.organization_wide:
+        query = query.where(Grant.site_id.is_(None), Grant.asset_id.is_(None))
     if filters.cursor:
         query = query.where(Grant.id < filters.cursor)
     return list(session.scalars(query.order_by(Grant.id.desc()).limit(filters.limit + 1)))
+
+
+def may_grant_on_site(principal: Principal, site_id: str, asset_ids: set[str]) -> bool:
+    """Whether the principal could give access somewhere on a site (``asset_ids``: its
+    assets they can see): ``grant.create`` on the site or a subtree in it, or a member
+    manager. For showing forms; ``create_grant`` decides each grant."""
+    if can(principal, Permission.MEMBER_MANAGE):
+        return True
+    if can(principal, Permission.GRANT_CREATE, Scope(site_id)):
+        return True
+    areas = reach(principal, Permission.GRANT_CREATE).areas
+    return any(area.asset_id in asset_ids for area in areas)
 
 
 def get_grant(session: Session, principal: Principal, grant_id: str) -> Grant:
