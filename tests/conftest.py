@@ -20,6 +20,8 @@ from outpost.settings import Settings
 from support.s3 import running_s3_server
 from support.tenants import Tenant, make_tenant
 
+pytest_plugins = ["support.influx"]
+
 POSTGRES_URL = os.environ.get("OUTPOST_TEST_POSTGRES_URL")
 
 
@@ -67,8 +69,11 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, db: Database) -> Flask:
-    return create_app(settings, db)
+def app(settings: Settings, db: Database) -> Iterator[Flask]:
+    app = create_app(settings, db)
+    yield app
+    for store in app.extensions["outpost"].telemetry_slot:  # its writer thread
+        store.close()
 
 
 @pytest.fixture

@@ -43,3 +43,18 @@ def test_other_paths_are_logged_as_they_are() -> None:
     response = SimpleNamespace(status="200 OK", headers=[], sent=10)
     atoms = logger.atoms(response, [], environ, timedelta(milliseconds=3))
     assert atoms["U"] == "/sites/sit_1"
+
+
+def test_a_credential_in_the_p_parameter_is_redacted() -> None:
+    logger = RedactingLogger(Config())
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": f"/api/v1/write?db=x&p={TOKEN}&precision=s",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "PATH_INFO": "/api/v1/write",
+        "QUERY_STRING": f"db=x&p={TOKEN}&precision=s",
+    }
+    response = SimpleNamespace(status="204 No Content", headers=[], sent=0)
+    atoms = logger.atoms(response, [], environ, timedelta(milliseconds=3))
+    assert TOKEN not in " ".join(str(value) for value in atoms.values())
+    assert atoms["r"] == "POST /api/v1/write?db=x&p=[redacted]&precision=s HTTP/1.1"

@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 
 from outpost.audit import api as audit_api
+from outpost.connectivity import api as connectivity_api
 from outpost.db import Database
 from outpost.files import api as files_api
 from outpost.files.storage import open_blob_store
@@ -14,6 +15,8 @@ from outpost.identity import api as identity_api
 from outpost.identity import grants_api, invitations_api, members_api, requests_api
 from outpost.inventory import api as inventory_api
 from outpost.settings import Settings
+from outpost.telemetry import api as telemetry_api
+from outpost.telemetry import ingest_api
 from outpost.web import auth, bodies, context, meta, problems, text_guard, views
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         inventory_api.bp,
         audit_api.bp,
         files_api.bp,
+        telemetry_api.bp,
+        connectivity_api.bp,
+        ingest_api.bp,
         *views.blueprints(),
     ):
         app.register_blueprint(blueprint)

@@ -117,6 +117,88 @@ def demo(sites: int) -> None:
         click.echo("the demo fleet already exists")
 
 
+SIMULATOR_TOKEN = "demo simulator"
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The server.")
+@click.option("--every", default=10, show_default=True, type=click.IntRange(1, 3600), help="s")
+@click.option("--sites", type=click.IntRange(1, None), help="Only the first N sites (by code).")
+@click.option("--batch", default=5000, show_default=True, type=click.IntRange(1, 16_000))
+@click.option("--connections", default=4, show_default=True, type=click.IntRange(1, 64))
+def simulate(url: str, every: int, sites: int | None, batch: int, connections: int) -> None:
+    """Feed the demo fleet with plausible telemetry through POST /api/v1/telemetry, one
+    reading per asset every --every seconds, until interrupted."""
+    import signal
+    import threading
+
+    from outpost import demo as demo_fleet
+    from outpost.identity import service
+    from outpost.identity.principal import Actor
+    from outpost.telemetry import simulator
+
+    def revoke_previous(session: Session, actor: Actor) -> None:
+        for old in service.list_tokens(session, actor.principal):
+            if old.name == SIMULATOR_TOKEN and old.revoked_at is None:
+                service.revoke_token(session, actor, old.id)
+
+    try:
+        with _unit_of_work() as session:
+            organization = service.get_organization_by_name(session, demo_fleet.DEMO_ORG)
+            admin = service.get_user_by_email(session, demo_fleet.ADMIN_EMAIL)
+            member = service.principal_for(session, admin, organization.id)
+            actor = Actor(replace(member, kind="cli", label=f"{member.label} (outpost simulate)"))
+            fleet = simulator.load_fleet(session, actor.principal, sites=sites)
+            revoke_previous(session, actor)
+            issued = service.create_token(
+                session,
+                actor,
+                name=SIMULATOR_TOKEN,
+                permissions=simulator.TOKEN_PERMISSIONS,
+                max_lifetime=_settings().token_max_lifetime,
+            )
+    except OutpostError as exc:
+        _fail(exc)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        threading.Thread(target=stop.set).start()  # not Event.set inside a signal handler
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    run = simulator.Simulator(
+        fleet,
+        base_url=url,
+        token=issued.secret,
+        every_s=every,
+        batch=batch,
+        connections=connections,
+        echo=click.echo,
+        stop=stop,
+    )
+    click.echo(
+        f"simulate: {len(fleet):,} assets every {every} s to {url} "
+        f"(token {issued.token.prefix}…, Ctrl-C to stop)"
+    )
+    failed: simulator.Fatal | None = None
+    try:
+        if run.wait_healthy():
+            run.run()
+    except simulator.Fatal as exc:
+        failed = exc
+    finally:
+        with _unit_of_work() as session:
+            revoke_previous(session, actor)
+    stats = run.stats
+    click.echo(
+        f"simulate: stopped after {stats.points:,} points, {stats.retries:,} retries, "
+        f"{stats.errors:,} errors, {stats.dropped:,} points refused"
+    )
+    if failed is not None:
+        click.echo(f"error: {failed}", err=True)
+        sys.exit(1)
+
+
 @main.group()
 def org() -> None:
     """Organizations (tenants)."""

@@ -133,3 +133,14 @@ class TooManyRequests(OutpostError):
     def __init__(self, detail: str, retry_after_s: int) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class ServiceUnavailable(OutpostError):
+    """A backing store is overloaded or unreachable: nothing was done, retry later."""
+
+    title = "Service unavailable"
+    type_slug = "service-unavailable"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s

@@ -17,6 +17,8 @@ from outpost.files import service as files
 from outpost.files.storage import BlobStore, open_blob_store
 from outpost.identity import grants, requests
 from outpost.settings import Settings
+from outpost.telemetry import retention
+from outpost.telemetry.store import open_telemetry_store
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,29 @@ def expire_access_requests(settings: Settings, db: Database, blobs: BlobStore) -
     return requests.expire_requests(db)
 
 
+def downsample_telemetry(settings: Settings, db: Database, blobs: BlobStore) -> int:
+    store = open_telemetry_store(settings)
+    try:
+        return retention.downsample(store)
+    finally:
+        store.close()
+
+
+def apply_telemetry_retention(settings: Settings, db: Database, blobs: BlobStore) -> int:
+    store = open_telemetry_store(settings)
+    try:
+        return retention.apply_retention(db, store)
+    finally:
+        store.close()
+
+
 JOBS: dict[str, Job] = {
     "files.purge": purge_deleted_files,
     "files.sweep": sweep_orphan_blobs,
     "identity.grant_expiry": record_grant_expiries,
     "identity.request_expiry": expire_access_requests,
+    "telemetry.downsample": downsample_telemetry,
+    "telemetry.retention": apply_telemetry_retention,
 }
 
 

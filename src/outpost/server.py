@@ -18,6 +18,8 @@ from outpost.settings import Settings
 #: Paths whose last segment is a bearer secret: expiring links, signed downloads and
 #: invitation links.
 SECRET_PATH = re.compile(r"/(l|dl|invite)/[^/\s?]+")
+#: InfluxDB v1 clients may send a credential as the ``p`` query parameter of ``/write``.
+SECRET_PARAMETER = re.compile(r"([?&]p=)[^&\s]*")
 
 
 class RedactingLogger(glogging.Logger):  # type: ignore[misc]
@@ -26,9 +28,13 @@ class RedactingLogger(glogging.Logger):  # type: ignore[misc]
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         found: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         return {
-            atom: SECRET_PATH.sub(r"/\1/[redacted]", value) if isinstance(value, str) else value
+            atom: _redacted(value) if isinstance(value, str) else value
             for atom, value in found.items()
         }
+
+
+def _redacted(value: str) -> str:
+    return SECRET_PARAMETER.sub(r"\1[redacted]", SECRET_PATH.sub(r"/\1/[redacted]", value))
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
@@ -49,7 +55,8 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
 def _start_worker(arbiter: Any) -> None:
     """Embedded default: ``serve`` runs the background jobs in a child ``outpost worker``."""
-    command = [sys.executable, "-m", "outpost", "worker", "--parent-pid", str(os.getpid())]
+    command = [sys.executable, "-m", "outpost", "worker", "--interval", "300"]
+    command += ["--parent-pid", str(os.getpid())]
     arbiter.outpost_worker = subprocess.Popen(command)  # noqa: S603 (our own interpreter)
 
 

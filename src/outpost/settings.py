@@ -58,6 +58,19 @@ class Settings:
     link_max_hours: int = 7 * 24
     token_max_days: int = 90
     embedded_worker: bool = True
+    telemetry_store: str = "sqlite"
+    telemetry_file: Path | None = None
+    telemetry_queue_points: int = 200_000
+    telemetry_max_batch_points: int = 50_000
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_database: str = "outpost"
+    influx_username: str = ""
+    influx_password: str = ""
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_username: str = "outpost-ingester"
+    mqtt_password: str = ""
+    mqtt_group: str = "outpost"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Self:
@@ -100,6 +113,19 @@ class Settings:
             link_max_hours=int(get("LINK_MAX_HOURS", str(7 * 24))),
             token_max_days=int(get("TOKEN_MAX_DAYS", "90")),
             embedded_worker=flag("EMBEDDED_WORKER", "true"),
+            telemetry_store=get("TELEMETRY_STORE", "sqlite"),
+            telemetry_file=Path(get("TELEMETRY_FILE")) if get("TELEMETRY_FILE") else None,
+            telemetry_queue_points=int(get("TELEMETRY_QUEUE_POINTS", "200000")),
+            telemetry_max_batch_points=int(get("TELEMETRY_MAX_BATCH_POINTS", "50000")),
+            influx_url=get("INFLUX_URL", "http://127.0.0.1:8086"),
+            influx_database=get("INFLUX_DATABASE", "outpost"),
+            influx_username=get("INFLUX_USERNAME"),
+            influx_password=get("INFLUX_PASSWORD"),
+            mqtt_host=get("MQTT_HOST", "127.0.0.1"),
+            mqtt_port=int(get("MQTT_PORT", "1883")),
+            mqtt_username=get("MQTT_USERNAME", "outpost-ingester"),
+            mqtt_password=get("MQTT_PASSWORD"),
+            mqtt_group=get("MQTT_GROUP", "outpost"),
         ).resolved()
 
     def resolved(self) -> Self:
@@ -112,6 +138,11 @@ class Settings:
     def files_path(self) -> Path:
         """Where the local blob store keeps file contents (default ``data_dir/files``)."""
         return self.files_dir or self.data_dir / "files"
+
+    @property
+    def telemetry_path(self) -> Path:
+        """The embedded telemetry store's SQLite file (default ``data_dir/telemetry.db``)."""
+        return self.telemetry_file or self.data_dir / "telemetry.db"
 
     @property
     def link_max_lifetime(self) -> timedelta:

@@ -79,6 +79,7 @@ MISSING_KINDS = {
     "member": "usr_00000000000000000000000000",
     "invitation": "inv_00000000000000000000000000",
     "invite_secret": "not-an-invitation-" + "A" * 40,
+    "credential": "dcr_00000000000000000000000000",
 }
 
 
@@ -572,6 +573,9 @@ class Context:
         if kind == "link":
             body = {"file_id": ids.file, "expires_in_hours": 1}
             return str(created(client.post("/api/v1/links", json=body, headers=headers))["id"])
+        if kind == "credential":
+            path = f"/api/v1/assets/{ids.sensor}/credentials"
+            return str(created(client.post(path, headers=headers))["id"])
         if kind == "token":
             # one's own token may be revoked by any role: on the own tenant it is the caller's
             owner = self.tenant.members["admin"]

@@ -675,6 +675,48 @@ POLICY: dict[tuple[str, str], Rule] = {
         lambda c: api("GET", "/api/v1/files", query={"site_id": c.ids.site}),
         names_object=True,
     ),
+    ("connectivity.issue_credential", "POST"): Rule(
+        OPERATOR, lambda c: api("POST", f"/api/v1/assets/{c.ids.sensor}/credentials")
+    ),
+    ("connectivity.list_credentials", "GET"): Rule(
+        VIEWER, lambda c: api("GET", f"/api/v1/assets/{c.ids.sensor}/credentials")
+    ),
+    ("connectivity.revoke_credential", "DELETE"): Rule(
+        OPERATOR,
+        lambda c: api(
+            "DELETE", f"/api/v1/assets/{c.ids.sensor}/credentials/{c.fresh('credential')}"
+        ),
+    ),
+    ("telemetry_ingest.get_retention", "GET"): Rule(
+        VIEWER, lambda c: api("GET", "/api/v1/telemetry/retention"), site_bound=False
+    ),
+    ("telemetry_ingest.set_retention", "PUT"): Rule(
+        ADMIN,
+        lambda c: api(
+            "PUT", "/api/v1/telemetry/retention", json={"raw_days": 30, "rollup_days": 730}
+        ),
+        site=403,
+        site_bound=False,
+        note="an organization setting: member.manage held on the whole organization",
+    ),
+    ("telemetry_ingest.write_json", "POST"): Rule(
+        TECHNICIAN,
+        lambda c: api(
+            "POST",
+            "/api/v1/telemetry",
+            json={"points": [{"asset": c.ids.sensor, "values": {"value": 21.5}}]},
+        ),
+        names_object=True,
+        foreign=422,
+        note="an asset out of sight is unknown (422 telemetry.unknown_asset), like a missing one",
+    ),
+    ("telemetry_ingest.write_line_protocol", "POST"): Rule(
+        TECHNICIAN,
+        lambda c: api("POST", "/api/v1/write", body=f"m,asset={c.ids.sensor} value=21.5".encode()),
+        names_object=True,
+        foreign=400,
+        note="InfluxDB's partial write: an unknown asset's line is refused (400), by number",
+    ),
     ("files_api.upload_form", "POST"): Rule(
         TECHNICIAN,
         lambda c: api("POST", "/api/v1/files", form=_multipart(c)),

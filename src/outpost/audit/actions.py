@@ -13,6 +13,8 @@ class Action(StrEnum):
     MEMBERSHIP_DELETED = "identity.membership.deleted"
     TOKEN_CREATED = "identity.token.created"
     TOKEN_REVOKED = "identity.token.revoked"
+    DEVICE_CREDENTIAL_ISSUED = "connectivity.credential.issued"
+    DEVICE_CREDENTIAL_REVOKED = "connectivity.credential.revoked"
     SESSION_STARTED = "identity.session.started"
     SESSION_ENDED = "identity.session.ended"
     ORG_UPDATED = "identity.organization.updated"

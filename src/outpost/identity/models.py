@@ -20,11 +20,20 @@ class Organization(Base):
     mfa_required: Mapped[bool] = mapped_column(default=False, server_default=false())
     #: The longest a grant may last in this organization.
     max_grant_hours: Mapped[int] = mapped_column(default=168, server_default="168")
+    #: How long raw telemetry points are kept; the 1-minute and 1-hour rollups, longer.
+    telemetry_raw_days: Mapped[int] = mapped_column(default=30, server_default="30")
+    telemetry_rollup_days: Mapped[int] = mapped_column(default=730, server_default="730")
 
     audit_type = "organization"
 
     def audit_snapshot(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "max_grant_hours": self.max_grant_hours}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "max_grant_hours": self.max_grant_hours,
+            "telemetry_raw_days": self.telemetry_raw_days,
+            "telemetry_rollup_days": self.telemetry_rollup_days,
+        }
 
 
 class User(Base):

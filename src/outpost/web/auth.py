@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
+from outpost.connectivity import credentials
 from outpost.errors import BadRequest, Unauthenticated
 from outpost.identity import service as identity
 from outpost.identity import sessions
@@ -62,6 +63,13 @@ def _request_id() -> str:
     return given
 
 
+#: Endpoints that devices call with their credential; they also take a credential the
+#: ways InfluxDB clients send one (``Token`` scheme, basic-auth password, ``p``).
+INGESTION_ENDPOINTS = frozenset(
+    {"telemetry_ingest.write_json", "telemetry_ingest.write_line_protocol"}
+)
+
+
 def _bearer() -> str | None:
     header = request.headers.get("Authorization")
     if header is None:
@@ -78,6 +86,8 @@ def authenticate() -> None:
     g.principal = None
     if request.endpoint in PUBLIC_ENDPOINTS:
         _optional_session()
+    elif request.endpoint in INGESTION_ENDPOINTS:
+        _authenticate_sender()
     elif request.path.startswith("/api/"):
         _authenticate_token()
     else:
@@ -86,8 +96,32 @@ def authenticate() -> None:
     reject_unstorable_form()
 
 
-def _authenticate_token() -> None:
-    secret = _bearer()
+def _ingestion_secret() -> str | None:
+    """``Authorization: Bearer|Token <secret>``, basic auth with the secret as password,
+    or the ``p`` query parameter (InfluxDB v1 clients)."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() in {"bearer", "token"} and value.strip():
+            return value.strip()
+        if scheme.lower() == "basic" and request.authorization is not None:
+            return request.authorization.password or None
+        raise Unauthenticated("Use Authorization: Bearer <credential> (or Token, or basic auth).")
+    return request.args.get("p") or None
+
+
+def _authenticate_sender() -> None:
+    secret = _ingestion_secret()
+    if secret is None:
+        raise Unauthenticated("Send a device credential or API token: Authorization: Bearer ….")
+    if credentials.is_device_secret(secret):
+        g.device = credentials.authenticate_device(request_session(), secret)
+    else:
+        _authenticate_token(secret)
+
+
+def _authenticate_token(secret: str | None = None) -> None:
+    secret = secret or _bearer()
     if secret is None:
         raise Unauthenticated("Send an API token: Authorization: Bearer <token>.")
     principal, stale = identity.authenticate_token(request_session(), secret)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
+from outpost.connectivity.credentials import Device
 from outpost.db import Database
 from outpost.errors import BadRequest, Unauthenticated
 from outpost.files.storage import BlobStore
 from outpost.identity.principal import Actor, Principal, RequestMeta
 from outpost.settings import Settings
+from outpost.telemetry.store import TelemetryStore, open_telemetry_store
 
 EXTENSION = "outpost"
 REASON_MAX = 1000
@@ -24,6 +28,19 @@ class Services:
     settings: Settings
     db: Database
     blobs: BlobStore
+    #: Opened on first use (the SQLite store starts a writer thread).
+    telemetry_slot: list[TelemetryStore] = field(default_factory=list)
+
+    @property
+    def telemetry(self) -> TelemetryStore:
+        if not self.telemetry_slot:
+            with _TELEMETRY_LOCK:
+                if not self.telemetry_slot:
+                    self.telemetry_slot.append(open_telemetry_store(self.settings))
+        return self.telemetry_slot[0]
+
+
+_TELEMETRY_LOCK = threading.Lock()
 
 
 def init_app(app: Flask, services: Services) -> None:
@@ -41,6 +58,12 @@ def principal() -> Principal:
     if found is None:
         raise Unauthenticated("Log in or send an API token.")
     return found
+
+
+def sender() -> Principal | Device:
+    """Who sends telemetry: a device by its credential, or a user by a token."""
+    device: Device | None = g.get("device")
+    return device if device is not None else principal()
 
 
 def request_meta(reason: str | None = None) -> RequestMeta:
@@ -64,15 +87,34 @@ def actor(reason: str | None = None) -> Actor:
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+_READS_ONLY = "_outpost_reads_database_only"
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+def read_only_database(view: V) -> V:
+    """Mark an unsafe endpoint that only reads the relational database (telemetry
+    ingestion writes elsewhere): it gets a read session, so it holds no write lock."""
+    setattr(view, _READS_ONLY, True)
+    return view
+
+
+def _writes_database() -> bool:
+    if request.method in SAFE_METHODS:
+        return False
+    view = current_app.view_functions.get(request.endpoint or "")
+    return not getattr(view, _READS_ONLY, False)
+
+
 def request_session() -> Session:
     """This request's database session, opened on first use.
 
     Authentication and the handler share it, so a request costs one connection and
-    its checks read the same state it writes. Unsafe methods get a write session.
+    its checks read the same state it writes. Unsafe methods get a write session,
+    unless their endpoint is marked ``read_only_database``.
     """
     session: Session | None = g.get("db_session")
     if session is None:
-        session = services().db.session(write=request.method not in SAFE_METHODS)
+        session = services().db.session(write=_writes_database())
         g.db_session = session
     return session
 

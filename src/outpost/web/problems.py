@@ -31,6 +31,7 @@ STATUS: dict[type[errors.OutpostError], int] = {
     errors.RuleViolation: 422,
     errors.PreconditionRequired: 428,
     errors.TooManyRequests: 429,
+    errors.ServiceUnavailable: 503,
 }
 
 
@@ -80,7 +81,7 @@ def _domain_error(exc: errors.OutpostError) -> Response:
         )
         if isinstance(exc, errors.PreconditionFailed):
             response.headers["ETag"] = f'"{exc.revision}"'
-    if isinstance(exc, errors.TooManyRequests):  # pages and the API alike
+    if isinstance(exc, errors.TooManyRequests | errors.ServiceUnavailable):  # pages and API
         response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 

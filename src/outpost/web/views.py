@@ -12,6 +12,7 @@ from outpost.identity import access_views, invitation_views, mfa_views
 from outpost.identity import views as identity_views
 from outpost.identity.authz import permissions_of
 from outpost.inventory import views as inventory_views
+from outpost.telemetry import views as telemetry_views
 
 #: Messages a page may show after a redirect, picked by ``?notice=<key>``.
 NOTICES = {
@@ -76,4 +77,5 @@ def blueprints() -> list[Blueprint]:
         invitation_views.bp,
         files_views.bp,
         files_views.public,
+        telemetry_views.bp,
     ]

@@ -1,0 +1,1 @@
+"""The device-facing side: device credentials and the MQTT broker's view of them."""

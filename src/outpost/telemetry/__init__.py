@@ -1,0 +1,1 @@
+"""The data pole: telemetry ingestion, the time-series store, queries, retention."""
