@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# `make run` feeds the demo fleet a reading per asset every SIMULATE_EVERY seconds (0: off)
+SIMULATE_EVERY ?= 10
 export OUTPOST_DATA_DIR ?= $(CURDIR)/var
 
 .PHONY: run test lint typecheck pytest bench clean
@@ -22,7 +24,15 @@ run: $(BIN)/outpost
 	@echo "  Log in as admin@demo.outpost.local / outpost-demo-admin"
 	@echo "  (read-only: viewer@demo.outpost.local / outpost-demo-viewer)"
 	@echo "  API docs: http://$(HOST):$(PORT)/api/docs"
+	@if [ "$(SIMULATE_EVERY)" = 0 ]; then echo "  Demo telemetry: off"; else \
+	  echo "  Demo telemetry: a reading per asset every $(SIMULATE_EVERY) s (SIMULATE_EVERY=0: off)"; fi
 	@echo ""
+	@sim=; \
+	if [ "$(SIMULATE_EVERY)" != 0 ]; then \
+	  $(BIN)/outpost simulate --url http://$(HOST):$(PORT) --every $(SIMULATE_EVERY) & sim=$$!; \
+	fi; \
+	trap 'trap - EXIT INT TERM; [ -z "$$sim" ] || { kill $$sim 2>/dev/null; wait $$sim; }' \
+	  EXIT INT TERM; \
 	$(BIN)/outpost serve --host $(HOST) --port $(PORT)
 
 lint: $(BIN)/outpost

@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from bench import audit, authz, changeset, files, listing, patch, reference, seed
+from bench import audit, authz, changeset, files, listing, patch, reference, seed, telemetry
 from bench.common import ENGINES, Context, Result, check_postgres
 
 BENCHES: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (seed, patch, changeset, listing, reference, audit, files, authz)
+    for module in (seed, patch, changeset, listing, reference, audit, files, authz, telemetry)
 }
 
 

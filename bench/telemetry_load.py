@@ -84,9 +84,7 @@ def _connect(target: Target) -> http.client.HTTPConnection:
     return connection
 
 
-def _post(
-    connection: http.client.HTTPConnection, target: Target, body: bytes
-) -> tuple[int, bytes]:
+def _post(connection: http.client.HTTPConnection, target: Target, body: bytes) -> tuple[int, bytes]:
     connection.request("POST", target.path, body=body, headers=dict(target.headers))
     response = connection.getresponse()
     return response.status, response.read()

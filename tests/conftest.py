@@ -20,7 +20,7 @@ from outpost.settings import Settings
 from support.s3 import running_s3_server
 from support.tenants import Tenant, make_tenant
 
-pytest_plugins = ["support.influx"]
+pytest_plugins = ["support.influx", "support.mosquitto"]
 
 POSTGRES_URL = os.environ.get("OUTPOST_TEST_POSTGRES_URL")
 

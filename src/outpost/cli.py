@@ -347,3 +347,100 @@ def import_assets(csv_file: Path, org_name: str, do_apply: bool) -> None:
     for line in report.lines():
         click.echo(line)
     sys.exit(0 if report.valid else 1)
+
+
+@main.command("mosquitto-config")
+@click.option("--password-file", "password_path", required=True, type=click.Path(path_type=Path))
+@click.option("--acl-file", "acl_path", required=True, type=click.Path(path_type=Path))
+@click.option("--reload-pid", type=int, help="Send this Mosquitto process a signal to reload.")
+@click.option("--signal", "signal_name", default="SIGHUP", show_default=True)
+def mosquitto_config(
+    password_path: Path, acl_path: Path, reload_pid: int | None, signal_name: str
+) -> None:
+    """Write Mosquitto's password and ACL files from the live device credentials.
+
+    Point mosquitto.conf at them (``password_file``, ``acl_file``, ``allow_anonymous
+    false``); the ingester logs in as OUTPOST_MQTT_USERNAME / OUTPOST_MQTT_PASSWORD.
+    """
+    import signal
+
+    from outpost.connectivity.credentials import live_broker_entries
+    from outpost.connectivity.mosquitto import reload_broker, write_broker_files
+
+    settings = _settings()
+    try:
+        signum = signal.Signals[signal_name.upper()]
+    except KeyError:
+        raise click.BadParameter(f"unknown signal {signal_name}", param_hint="--signal") from None
+    with _database() as database, database.unit_of_work(write=False) as session:
+        entries = live_broker_entries(session)
+    try:
+        devices = write_broker_files(
+            entries,
+            password_path,
+            acl_path,
+            ingester_username=settings.mqtt_username,
+            ingester_password=settings.mqtt_password,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {password_path} ({devices} devices + the ingester) and {acl_path}")
+    if reload_pid is not None:
+        reload_broker(reload_pid, signum)
+        click.echo(f"sent {signum.name} to {reload_pid}")
+
+
+@main.command("ingest-mqtt")
+@click.option("--host", help="Broker host (OUTPOST_MQTT_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, help="Broker port (OUTPOST_MQTT_PORT, default 1883).")
+@click.option("--username", help="OUTPOST_MQTT_USERNAME, default outpost-ingester.")
+@click.option("--password", help="OUTPOST_MQTT_PASSWORD (prefer the variable).")
+@click.option("--group", help="Shared-subscription group (OUTPOST_MQTT_GROUP, default outpost).")
+@click.option("--client-id", help="Stable per ingester process [default: outpost-ingest-<host>].")
+@click.option("--batch-messages", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--batch-wait-ms", default=50, show_default=True, type=click.IntRange(0))
+@click.option("--queue-messages", default=5000, show_default=True, type=click.IntRange(1, 65535))
+def ingest_mqtt(
+    host: str | None,
+    port: int | None,
+    username: str | None,
+    password: str | None,
+    group: str | None,
+    client_id: str | None,
+    batch_messages: int,
+    batch_wait_ms: int,
+    queue_messages: int,
+) -> None:
+    """Read device telemetry from the MQTT broker (acknowledged once stored); SIGTERM
+    finishes what was received and stops."""
+    import logging
+    import signal
+    import socket
+
+    from outpost.telemetry.mqtt_ingest import MqttIngester, MqttOptions
+    from outpost.telemetry.store import open_telemetry_store
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings()
+    options = MqttOptions(
+        host=host or settings.mqtt_host,
+        port=port or settings.mqtt_port,
+        username=username or settings.mqtt_username,
+        password=password or settings.mqtt_password,
+        group=group or settings.mqtt_group,
+        client_id=client_id or f"outpost-ingest-{socket.gethostname()}",
+        batch_messages=batch_messages,
+        batch_wait_ms=batch_wait_ms,
+        queue_messages=queue_messages,
+    )
+    store = open_telemetry_store(settings)
+    try:
+        with _database() as database:
+            ingester = MqttIngester(
+                options, database, store, max_points=settings.telemetry_max_batch_points
+            )
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda _signum, _frame: ingester.stop())
+            ingester.run()
+    finally:
+        store.close()

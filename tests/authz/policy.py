@@ -833,6 +833,34 @@ POLICY: dict[tuple[str, str], Rule] = {
         TECHNICIAN, lambda c: page("POST", "/files/upload", _multipart(c)), names_object=True
     ),
     # --- grants API ------------------------------------------------------------------------
+    # telemetry reads (telemetry/api.py, telemetry/views.py): telemetry.read, assets and
+    # sites named in the query string, out of reach answered like missing ones
+    ("telemetry.query", "GET"): Rule(
+        VIEWER,
+        lambda c: api("GET", "/api/v1/telemetry/query", query={"asset": c.ids.sensor}),
+        names_object=True,
+    ),
+    ("telemetry.latest", "GET"): Rule(
+        VIEWER,
+        lambda c: api("GET", "/api/v1/telemetry/latest", query={"site": c.ids.site}),
+        names_object=True,
+    ),
+    ("telemetry.metrics", "GET"): Rule(
+        VIEWER, lambda c: api("GET", "/api/v1/telemetry/metrics"), site_bound=False
+    ),
+    ("telemetry_pages.site_dashboard", "GET"): Rule(
+        VIEWER, lambda c: page("GET", f"/sites/{c.ids.site}/telemetry")
+    ),
+    ("telemetry_pages.query_json", "GET"): Rule(
+        VIEWER,
+        lambda c: page("GET", "/telemetry/query", query={"asset": c.ids.gateway, "every": "1h"}),
+        names_object=True,
+    ),
+    ("telemetry_pages.latest_json", "GET"): Rule(
+        VIEWER,
+        lambda c: page("GET", "/telemetry/latest", query={"asset": c.ids.controller}),
+        names_object=True,
+    ),
     ("grants_api.list_grants", "GET"): Rule(
         VIEWER, lambda c: api("GET", "/api/v1/grants"), membership=True
     ),

@@ -146,7 +146,7 @@ def test_unportable_points_are_refused_before_anything_is_sent(
 def test_floats_round_trip_exactly(store: InfluxTelemetryStore) -> None:
     values = [0.1 + 0.2, 1e-300, 1.7976931348623157e308, -123456.789012345678, 1e16, 5.0]
     store.write([_point(t=i) for i in range(len(values))])
-    store.write([replace(_point(t=i), value=v) for i, v in enumerate(values)])
+    store.write([_point(t=i)._replace(value=v) for i, v in enumerate(values)])
 
     (series,) = store.query(SeriesQuery("org_1", ("ast_1",), ("cpu_load_pct",), 0, HOUR + 10))
     assert series.values == values

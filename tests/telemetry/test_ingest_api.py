@@ -228,6 +228,21 @@ def test_users_write_with_telemetry_write(
     assert _latest(app, tenant.org_id, fleet.sensor["id"])["value"].value == 19.0
 
 
+def test_a_token_narrowed_to_telemetry_write_can_write(
+    app: Flask, client: FlaskClient, tenant: Tenant, fleet: Fleet
+) -> None:
+    issued = client.post(
+        "/api/v1/tokens",
+        json={"name": "telegraf", "permissions": ["telemetry.write"]},
+        headers=tenant.headers(),
+    )
+    assert issued.status_code == 201, issued.get_json()
+    headers = {"Authorization": f"Bearer {issued.get_json()['token']}"}
+    body = _batch((fleet.sensor["serial"], {"value": 7.0}, None))
+    assert client.post("/api/v1/telemetry", json=body, headers=headers).status_code == 200
+    assert _latest(app, tenant.org_id, fleet.sensor["id"])["value"].value == 7.0
+
+
 def test_another_tenants_asset_is_unknown(
     client: FlaskClient, tenant: Tenant, other_tenant: Tenant, fleet: Fleet
 ) -> None:

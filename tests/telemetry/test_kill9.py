@@ -18,17 +18,19 @@ import http.client
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from outpost.connectivity.credentials import issue_credential, live_broker_entries
 from outpost.db import Database
 from outpost.demo import site_assets
 from outpost.identity import service as identity
@@ -37,8 +39,9 @@ from outpost.inventory.models import Asset
 from outpost.inventory.schemas import ChangeSetIn, SiteCreate
 from outpost.telemetry.sqlite_store import SQLiteTelemetryStore
 from outpost.telemetry.store import SeriesQuery
+from support.mqtt_load import Publisher, persistent_mosquitto, running_ingester
 from support.server import free_port, outpost_command, stop, wait_until_ready
-from support.tenants import make_tenant
+from support.tenants import Tenant, make_tenant
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +73,7 @@ class Load:
         return json.dumps({"points": points}).encode()
 
 
-def _prepare(db: Database) -> Load:
+def _prepare(db: Database) -> tuple[Load, Tenant]:
     tenant = make_tenant(db, "Kill Nine")
     with db.unit_of_work() as session:
         actor = identity.system_actor(tenant.org_id, "kill -9 test")
@@ -87,7 +90,8 @@ def _prepare(db: Database) -> Load:
         )
     assert len(sensors) == 24
     # An hour ago: inside the raw retention, never in the future.
-    return Load(tenant.org_id, tenant.admin, sensors, time.time_ns() // MS - 3_600_000)
+    load = Load(tenant.org_id, tenant.admin, sensors, time.time_ns() // MS - 3_600_000)
+    return load, tenant
 
 
 # --- a server whose whole process group can be SIGKILLed ----------------------------------
@@ -241,7 +245,7 @@ def _missing(found: dict[int, float], load: Load, batches: set[int]) -> list[int
 def test_acknowledged_http_points_survive_kill_9_of_the_server(
     db: Database, database_url: str, tmp_path: Path
 ) -> None:
-    load = _prepare(db)
+    load, _ = _prepare(db)
     port = free_port()
     telemetry_file = tmp_path / "telemetry.db"
 
@@ -281,3 +285,130 @@ def test_acknowledged_http_points_survive_kill_9_of_the_server(
             assert not _missing(found, load, set(range(BATCHES)))
         finally:
             store.close()
+
+
+# --- MQTT: kill -9 of outpost ingest-mqtt ---------------------------------------------------------
+
+MQTT_MESSAGES = 400
+MQTT_POINTS = 50  # per message: 20,000 points in all
+KILL_AFTER_STORED = 5_000
+
+
+def _message(load: Load, number: int) -> bytes:
+    points = []
+    for index in range(number * MQTT_POINTS, (number + 1) * MQTT_POINTS):
+        asset, at_ms, value = load.point(index)
+        points.append({"asset": asset, "time": at_ms, "values": {"value": value}})
+    return json.dumps({"points": points}).encode()
+
+
+def _gateway_credential(db: Database, tenant: Tenant) -> tuple[str, str, list[tuple[str, str]]]:
+    """A credential of the site's gateway (it writes for every asset below it), and the
+    broker's password-file entries."""
+    with db.unit_of_work() as session:
+        gateway = session.scalars(
+            select(Asset.id).where(Asset.org_id == tenant.org_id, Asset.type == "gateway")
+        ).one()
+        issued = issue_credential(session, tenant.admin_actor, gateway)
+    with db.unit_of_work() as session:
+        entries = live_broker_entries(session)
+    return gateway, issued.secret, entries
+
+
+def _count(telemetry_file: Path) -> int:
+    """Raw points in the store file (a read-only look, for progress only)."""
+    if not telemetry_file.exists():
+        return 0
+    with closing(sqlite3.connect(f"file:{telemetry_file}?mode=ro", uri=True)) as conn:
+        try:
+            (count,) = conn.execute("SELECT count(*) FROM points").fetchone()
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return 0
+    return int(count)
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _probe(publisher: Publisher, message: bytes, telemetry_file: Path) -> None:
+    deadline = time.monotonic() + 30
+    while _count(telemetry_file) < MQTT_POINTS:
+        assert time.monotonic() < deadline, "the ingester never stored the probe message"
+        publisher.publish(0, message)
+        time.sleep(1)
+
+
+def test_broker_accepted_mqtt_points_survive_kill_9_of_the_ingester(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    load, tenant = _prepare(db)
+    gateway, secret, entries = _gateway_credential(db, tenant)
+    telemetry_file = tmp_path / "telemetry.db"
+    total = MQTT_MESSAGES * MQTT_POINTS
+
+    with persistent_mosquitto(tmp_path / "mosquitto", entries) as broker:
+        publisher = Publisher(broker.host, broker.port, gateway, secret, inflight=20)
+        publisher.connect()
+        try:
+            with running_ingester(
+                broker, database_url, tmp_path, client_id="kill9-ingester", name="first"
+            ) as ingester:
+                # Publishing starts once the ingester's subscription is in place: message 0
+                # is sent again every second until it is in the store (before the
+                # subscription, the broker drops it; resending it is idempotent).
+                _probe(publisher, _message(load, 0), telemetry_file)
+
+                def publish_rest() -> None:
+                    for number in range(1, MQTT_MESSAGES):
+                        publisher.publish(number, _message(load, number))
+                        time.sleep(0.005)  # ~200 messages/s: the kill lands mid-load
+
+                feeding = threading.Thread(target=publish_rest)
+                feeding.start()
+                _wait_for(lambda: _count(telemetry_file) >= KILL_AFTER_STORED, 30, "points stored")
+                ingester.kill9()
+                stored_at_kill = _count(telemetry_file)
+                feeding.join(timeout=30)
+            assert publisher.wait_acknowledged(publisher.published, timeout=30)
+            assert not publisher.failed, f"the broker refused messages: {publisher.failed}"
+            accepted = set(publisher.accepted)
+            assert len(accepted) == MQTT_MESSAGES
+            assert stored_at_kill < total, "the kill came after the last message was stored"
+
+            # The same client id again: the broker resends what was delivered and not
+            # acknowledged, then what it queued meanwhile.
+            with running_ingester(
+                broker, database_url, tmp_path, client_id="kill9-ingester", name="second"
+            ) as ingester:
+                try:
+                    _wait_for(lambda: _count(telemetry_file) >= total, 45, "every point")
+                except AssertionError:
+                    raise AssertionError(
+                        f"{_count(telemetry_file):,} of {total:,} points stored\n"
+                        + ingester.log_tail()
+                    ) from None
+                assert "(session resumed)" in ingester.log_tail(), ingester.log_tail()
+        finally:
+            publisher.close()
+
+    store = SQLiteTelemetryStore(telemetry_file)
+    try:
+        found = _stored(store, load)
+    finally:
+        store.close()
+    wrong = [
+        index
+        for number in sorted(accepted)
+        for index in range(number * MQTT_POINTS, (number + 1) * MQTT_POINTS)
+        if found.get(index) != load.point(index)[2]
+    ]
+    assert not wrong, f"{len(wrong)} broker-accepted point(s) lost, first {wrong[:10]}"
+    assert len(found) == total  # each exactly once: nothing beyond what was published
+    print(
+        f"\nMQTT: {len(accepted)} messages ({total:,} points) accepted by the broker, "
+        f"{stored_at_kill:,} points stored at the kill, all {total:,} stored once after restart"
+    )

@@ -10,11 +10,12 @@ durable, so the caller's acknowledgement (HTTP 2xx, MQTT PUBACK) comes after.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from outpost.clock import utcnow
@@ -42,6 +43,10 @@ DAY_NS: Final = 86_400 * NS_PER_SECOND
 #: At most this many violations are listed in one refusal (the count is in the detail).
 LISTED_VIOLATIONS: Final = 100
 _LOOKUP_CHUNK: Final = 2_000
+#: How long a resolved asset reference is trusted (a deleted asset or a serial given to
+#: another asset is seen within this delay), and how many are kept per process.
+DIRECTORY_TTL_S: Final = 30.0
+DIRECTORY_MAX: Final = 500_000
 _DECLARED: Final[dict[tuple[str, str], Metric]] = {
     (asset_type, metric.name): metric
     for asset_type, metrics in METRICS.items()
@@ -51,9 +56,8 @@ _DECLARED: Final[dict[tuple[str, str], Metric]] = {
 Sender = Principal | Device
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One value as a client sent it, before validation."""
+class Sample(NamedTuple):
+    """One value as a client sent it, before validation (a tuple: cheap to make)."""
 
     asset: str  # the asset's id or serial
     metric: str
@@ -95,9 +99,9 @@ def ingest(
         raise PayloadTooLarge(
             f"A batch holds at most {max_points:,} values; this one has {len(samples):,}. Split it."
         )
-    targets = _resolve(session, sender.org_id, {sample.asset for sample in samples})
+    targets = _DIRECTORY.resolve(session, sender.org_id, {sample.asset for sample in samples})
     if isinstance(sender, Principal):
-        targets = _readable(session, sender, targets)
+        targets = _visible(session, sender, targets)
     _authorize(session, sender, targets)
     now_ns = _now_ns()
     horizon_ns = now_ns - _raw_days(session, sender.org_id) * DAY_NS
@@ -119,35 +123,68 @@ def _raw_days(session: Session, org_id: str) -> int:
     return int(days or 30)
 
 
-def _resolve(session: Session, org_id: str, refs: Iterable[str]) -> dict[str, _Target]:
-    """Each reference (id or serial) the organization knows → its asset; ids win."""
-    wanted = sorted(refs)
+class _Directory:
+    """Asset references (id or serial) → asset, per organization, trusted for
+    ``DIRECTORY_TTL_S``, so a fleet's steady stream does not look every asset up on every
+    batch. Only the naming is cached: who may write for an asset is decided afresh."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[float, _Target]] = {}
+
+    def resolve(self, session: Session, org_id: str, refs: Iterable[str]) -> dict[str, _Target]:
+        now = time.monotonic()
+        found: dict[str, _Target] = {}
+        missing: list[str] = []
+        entries = self._entries
+        for ref in refs:
+            hit = entries.get((org_id, ref))
+            if hit is not None and hit[0] > now:
+                found[ref] = hit[1]
+            else:
+                missing.append(ref)
+        if missing:
+            looked_up = _lookup(session, org_id, missing)
+            if len(entries) + len(looked_up) > DIRECTORY_MAX:
+                entries.clear()
+            expires = now + DIRECTORY_TTL_S
+            for ref, target in looked_up.items():
+                entries[(org_id, ref)] = (expires, target)
+            found.update(looked_up)
+        return found
+
+
+def _lookup(session: Session, org_id: str, refs: list[str]) -> dict[str, _Target]:
+    """Each reference the organization knows → its asset: by id, then by serial."""
+    connection = session.connection()
     found: dict[str, _Target] = {}
-    by_serial: dict[str, _Target] = {}
-    for start in range(0, len(wanted), _LOOKUP_CHUNK):
-        chunk = wanted[start : start + _LOOKUP_CHUNK]
-        rows = session.execute(
-            select(Asset.id, Asset.serial, Asset.type).where(
-                Asset.org_id == org_id, or_(Asset.id.in_(chunk), Asset.serial.in_(chunk))
+    for column in (Asset.id, Asset.serial):
+        wanted = [ref for ref in refs if ref not in found]
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[start : start + _LOOKUP_CHUNK]
+            rows = connection.execute(
+                select(column, Asset.id, Asset.type).where(
+                    Asset.org_id == org_id, column.in_(chunk)
+                )
             )
-        )
-        for asset_id, serial, asset_type in rows:
-            target = _Target(asset_id, asset_type)
-            found[asset_id] = target
-            by_serial[serial] = target
-    return {
-        ref: found.get(ref) or by_serial[ref] for ref in wanted if ref in found or ref in by_serial
-    }
+            for ref, asset_id, asset_type in rows:
+                found[ref] = _Target(asset_id, asset_type)
+    return found
 
 
-def _readable(
+_DIRECTORY = _Directory()
+
+
+def _visible(
     session: Session, principal: Principal, targets: dict[str, _Target]
 ) -> dict[str, _Target]:
-    """Only the assets the user can read: the others stay unknown, never confirmed."""
+    """The assets the user may read or write telemetry for; the others stay unknown,
+    never confirmed to exist."""
     readable = reach(principal, Permission.ASSET_READ)
-    if readable.everywhere:
+    writable = reach(principal, Permission.TELEMETRY_WRITE)
+    if readable.everywhere or writable.everywhere:
         return targets
-    visible = _within(session, sorted({t.asset_id for t in targets.values()}), readable)
+    asset_ids = sorted({target.asset_id for target in targets.values()})
+    visible = _within(session, asset_ids, readable) | _within(session, asset_ids, writable)
     return {ref: target for ref, target in targets.items() if target.asset_id in visible}
 
 
@@ -190,17 +227,9 @@ def _authorize(session: Session, sender: Sender, targets: dict[str, _Target]) ->
 
 def _device_reach(session: Session, device: Device, asset_ids: list[str]) -> set[str]:
     """A device writes for itself; a gateway also for the assets below it."""
-    allowed = {device.asset_id} & set(asset_ids)
-    others = [asset_id for asset_id in asset_ids if asset_id != device.asset_id]
-    if others and device.forwards:
-        for start in range(0, len(others), _LOOKUP_CHUNK):
-            chunk = others[start : start + _LOOKUP_CHUNK]
-            allowed.update(
-                session.scalars(
-                    select(Asset.id).where(Asset.id.in_(chunk), scopes.subtree_ids(device.asset_id))
-                )
-            )
-    return allowed
+    if not device.forwards or asset_ids == [device.asset_id]:
+        return {device.asset_id}
+    return set(session.scalars(select(Asset.id).where(scopes.subtree_ids(device.asset_id))))
 
 
 def _principal_reach(session: Session, principal: Principal, asset_ids: list[str]) -> set[str]:

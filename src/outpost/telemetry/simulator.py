@@ -45,7 +45,8 @@ EPOCH_DAY: Final = 18_262
 EPOCH_S: Final = EPOCH_DAY * DAY_S
 #: Gateways were (re)booted in the 90 days after this moment (2025-01-01).
 BOOT_EPOCH_S: Final = 20_089 * DAY_S
-#: What the simulator's API token may do.
+#: What the simulator's API token may do. Ingestion answers an asset its sender cannot
+#: read as unknown, so telemetry.write alone is not enough: asset.read goes with it.
 TOKEN_PERMISSIONS: Final = ("telemetry.write",)
 _MASK: Final = (1 << 64) - 1
 _TWO_PI: Final = 2 * math.pi
@@ -392,7 +393,24 @@ class Connection:
         self._connection: http.client.HTTPConnection | None = None
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, str, bytes]:
-        """(status, Retry-After header, body); raises OSError / HTTPException on failure."""
+        """(status, Retry-After header, body); raises OSError / HTTPException on failure.
+
+        A kept-alive connection the server closed meanwhile is reopened and the request
+        sent again at once (a resent batch is harmless: a point written twice is one)."""
+        reused = self._connection is not None
+        try:
+            response = self._send(method, path, body)
+        except (OSError, http.client.HTTPException):
+            self.close()
+            if not reused:
+                raise
+            response = self._send(method, path, body)
+        status, retry_after, content, will_close = response
+        if will_close:
+            self.close()
+        return status, retry_after, content
+
+    def _send(self, method: str, path: str, body: bytes | None) -> tuple[int, str, bytes, bool]:
         if self._connection is None:
             kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             self._connection = kind(self._host, self._port, timeout=self._timeout_s)
@@ -403,9 +421,8 @@ class Connection:
         except (OSError, http.client.HTTPException):
             self.close()
             raise
-        if response.will_close:
-            self.close()
-        return response.status, response.getheader("Retry-After", ""), content
+        retry_after = response.getheader("Retry-After", "")
+        return response.status, retry_after, content, response.will_close
 
     def close(self) -> None:
         if self._connection is not None:
@@ -415,6 +432,7 @@ class Connection:
 
 RETRIED: Final = frozenset({429, 502, 503, 504})
 MAX_BACKOFF_S: Final = 30.0
+STOP_WAIT_S: Final = 5.0  # how long a stop waits for a request in flight
 
 
 def _retry_after(header: str, default: float) -> float:
@@ -501,7 +519,7 @@ class Simulator:
         self.stats = Stats()
         self.fatal: Fatal | None = None
         self._token = token
-        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=2 * connections)
+        self._queue: queue.Queue[tuple[int, bytes]] = queue.Queue(maxsize=2 * connections)
         self._senders = [
             threading.Thread(target=self._send, name=f"simulate-{n}", daemon=True)
             for n in range(connections)
@@ -510,7 +528,7 @@ class Simulator:
 
     def wait_healthy(self) -> bool:
         """Poll ``GET /health`` until it answers 200; False if stopped first."""
-        connection = Connection(self.base_url, "")
+        connection = Connection(self.base_url, "", timeout_s=2.0)
         said = False
         try:
             while not self.stop.is_set():
@@ -548,10 +566,8 @@ class Simulator:
                 self.stop.wait(max(tick - time.time(), 0.0))
         finally:
             self.stop.set()
-            for _ in self._senders:
-                self._queue.put(None)
-            for sender in self._senders:
-                sender.join()
+            for sender in self._senders:  # daemons: one stuck in a request is left behind
+                sender.join(timeout=STOP_WAIT_S)
         if self.fatal is not None:
             raise self.fatal
         return self.stats
@@ -567,17 +583,18 @@ class Simulator:
                     break
                 except queue.Full:
                     continue
-        self._queue.join()  # a stopped sender gives up its batches at once
+        while self._queue.unfinished_tasks and not self.stop.wait(0.02):
+            pass
 
     def _send(self) -> None:
         connection = Connection(self.base_url, self._token)
         try:
-            while True:
-                item = self._queue.get()
+            while not self.stop.is_set():
                 try:
-                    if item is None:
-                        return
-                    count, body = item
+                    count, body = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                try:
                     deliver(connection, body, count, self.stats, self.stop, self._report)
                 except Fatal as exc:
                     self.fatal = exc
@@ -600,7 +617,7 @@ class Simulator:
         now, s = time.monotonic(), self.stats
         rate = (s.points - points) / max(now - since, 1e-9)
         self.echo(
-            f"simulate: {s.points:,} points sent ({rate:,.0f}/s over the last minute), "
+            f"simulate: {s.points:,} points sent ({rate:,.0f}/s lately), "
             f"{s.batches:,} batches, {s.retries:,} retries, {s.errors:,} errors, "
             f"{s.dropped:,} points refused, {s.late_ticks:,} ticks skipped"
         )

@@ -16,6 +16,10 @@ same thread between transactions, so it never waits on this process' own lock. R
 use their own pooled connections: in WAL mode they never wait behind a write. Several
 processes may open the same file; SQLite's locks serialize their writers.
 
+Rolling a minute again reads its raw points: once retention has dropped them, a late
+point or a ``delete_range`` edge inside that minute leaves a rollup of what raw points
+remain (``apply_retention`` rolls pending late minutes before it drops anything).
+
 Times are assumed to be non-negative nanoseconds, as everywhere in Outpost; buckets
 and windows are still floored correctly for negative times.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import threading
 import weakref
@@ -66,7 +71,7 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS points (
         series_id INTEGER NOT NULL,
         time_ns INTEGER NOT NULL,
-        value REAL,
+        value REAL NOT NULL,
         PRIMARY KEY (series_id, time_ns)
     ) WITHOUT ROWID""",
     *(
@@ -221,6 +226,15 @@ _RANKS_CTE: Final = """
     )"""
 
 _Result = TypeVar("_Result")
+_value_of = attrgetter("value")
+
+
+def _is_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database failing (locked, I/O, full, corrupt), rather than
+    one batch it could not take (a time out of range, a bug)."""
+    return isinstance(exc, sqlite3.OperationalError | sqlite3.InternalError) or (
+        type(exc) is sqlite3.DatabaseError
+    )
 
 
 def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
@@ -264,6 +278,12 @@ def _segments(
         else:
             merged.append(part)
     return merged
+
+
+def _unavailable(cause: Exception) -> StoreUnavailable:
+    error = StoreUnavailable(f"the telemetry store failed: {cause}")
+    error.__cause__ = cause
+    return error
 
 
 class _Item:
@@ -365,6 +385,7 @@ class _Writer:
     # -- the writer thread ------------------------------------------------------------
 
     def _run(self) -> None:
+        items: list[_Item] = []
         try:
             while True:
                 with self._cond:
@@ -385,45 +406,43 @@ class _Writer:
         finally:
             with self._cond:
                 self._closing = True
-                left, self._items = self._items, []
-            for item in left:  # only if the loop died of a bug
-                item.error = StoreUnavailable("the telemetry writer stopped")
-                item.done.set()
+                items += self._items
+                self._items = []
+            for item in items:
+                if not item.done.is_set():  # only if the loop died of a bug
+                    item.error = StoreUnavailable("the telemetry writer stopped")
+                    item.done.set()
             self._conn.close()
 
     def _run_job(self, item: _Item) -> None:
         assert item.job is not None
         try:
             item.result = self._transaction(item.job)
-        except sqlite3.OperationalError as exc:
-            log.warning("telemetry maintenance failed: %s", exc)
-            error = StoreUnavailable(f"telemetry store failed: {exc}")
-            error.__cause__ = exc
-            item.error = error
         except Exception as exc:
-            item.error = exc
+            if _is_failure(exc):
+                log.warning("telemetry maintenance failed: %s", exc)
+            item.error = _unavailable(exc) if _is_failure(exc) else exc
         item.done.set()
 
     def _write(self, items: list[_Item]) -> None:
         if not items:
             return
+        failure: Exception | None = None
         try:
             self._transaction(lambda conn: self._insert(conn, items))
-            errors: list[BaseException | None] = [None] * len(items)
         except Exception as exc:
-            if len(items) > 1 and not isinstance(exc, sqlite3.OperationalError):
-                # Not the database failing but one batch it refused: keep the others.
+            if not _is_failure(exc) and len(items) > 1:
+                # One batch the database refused, not the database failing: keep the others.
                 for item in items:
                     self._write([item])
                 return
             log.warning("telemetry write of %d batches failed: %s", len(items), exc)
-            error = StoreUnavailable(f"telemetry store failed: {exc}")
-            error.__cause__ = exc
-            errors = [error] * len(items)
+            failure = exc
         with self._cond:
             self.queued_points -= sum(len(item.points) for item in items)
-        for item, err in zip(items, errors, strict=True):
-            item.error = err
+        for item in items:
+            if failure is not None:
+                item.error = _unavailable(failure) if _is_failure(failure) else failure
             item.done.set()
 
     def _transaction(self, work: Callable[[sqlite3.Connection], _Result]) -> _Result:
@@ -507,8 +526,10 @@ class _Readers:
         try:
             conn.execute("BEGIN")
             return work(conn)
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"telemetry store failed: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            if not _is_failure(exc):
+                raise
+            raise _unavailable(exc) from exc
         finally:
             self.release(conn)
 
@@ -554,8 +575,12 @@ class SQLiteTelemetryStore:
     # -- writes -----------------------------------------------------------------------
 
     def write(self, points: Sequence[Point]) -> None:
-        if points:
-            self._writer.submit(_Item(points=points))
+        if not points:
+            return
+        if not all(map(math.isfinite, map(_value_of, points))):
+            bad = next(p for p in points if not math.isfinite(p.value))
+            raise ValueError(f"{bad.metric} of {bad.asset_id}: {bad.value} is not a finite number")
+        self._writer.submit(_Item(points=points))
 
     def delete_range(
         self, org_id: str, asset_ids: Sequence[str] | None, start_ns: int, end_ns: int
