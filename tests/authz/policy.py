@@ -687,6 +687,18 @@ POLICY: dict[tuple[str, str], Rule] = {
             "DELETE", f"/api/v1/assets/{c.ids.sensor}/credentials/{c.fresh('credential')}"
         ),
     ),
+    ("connectivity_pages.credentials_page", "GET"): Rule(
+        VIEWER, lambda c: page("GET", f"/assets/{c.ids.sensor}/credentials")
+    ),
+    ("connectivity_pages.issue_credential", "POST"): Rule(
+        OPERATOR, lambda c: page("POST", f"/assets/{c.ids.sensor}/credentials")
+    ),
+    ("connectivity_pages.revoke_credential", "POST"): Rule(
+        OPERATOR,
+        lambda c: page(
+            "POST", f"/assets/{c.ids.sensor}/credentials/{c.fresh('credential')}/revoke"
+        ),
+    ),
     ("telemetry_ingest.get_retention", "GET"): Rule(
         VIEWER, lambda c: api("GET", "/api/v1/telemetry/retention"), site_bound=False
     ),

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, g, request
 
 from outpost.audit import views as audit_views
+from outpost.connectivity import views as connectivity_views
 from outpost.files import views as files_views
 from outpost.identity import access_views, invitation_views, mfa_views
 from outpost.identity import views as identity_views
@@ -21,6 +22,7 @@ NOTICES = {
     "asset-unchanged": "Nothing changed: the asset already had these values.",
     "asset-deleted": "The asset was deleted.",
     "token-revoked": "The token was revoked.",
+    "credential-revoked": "The device credential was revoked: the device can no longer send.",
     "mfa-disabled": "Two-step login is off; your recovery codes no longer work.",
     "mfa-policy-saved": "The organization's MFA requirement was saved.",
     "password-changed": "Password changed: your other sessions and API tokens are ended.",
@@ -78,4 +80,5 @@ def blueprints() -> list[Blueprint]:
         files_views.bp,
         files_views.public,
         telemetry_views.bp,
+        connectivity_views.bp,
     ]
