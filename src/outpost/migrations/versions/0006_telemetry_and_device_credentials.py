@@ -5,10 +5,10 @@ Revises: 0005
 Create Date: 2026-11-23 03:46:06.462713
 """
 
-from alembic import op
 import sqlalchemy as sa
-import outpost.db
+from alembic import op
 
+import outpost.db
 
 revision = "0006"
 down_revision = "0005"
