@@ -24,19 +24,17 @@ from outpost import demo
 from outpost.db import Database
 from outpost.identity.models import ApiToken
 from outpost.settings import Settings
-from outpost.telemetry import simulator
+from outpost.telemetry import simulator_model
 from outpost.telemetry.metrics import find_metric, metrics_of
 from outpost.telemetry.simulator import (
     Connection,
     Fatal,
-    SimAsset,
     Simulator,
     Stats,
     batches_of,
     deliver,
-    describe,
-    readings,
 )
+from outpost.telemetry.simulator_model import SimAsset, describe, readings
 from outpost.telemetry.store import open_telemetry_store
 from support.server import outpost_command, running_server
 
@@ -77,7 +75,7 @@ INVERTER = {"rated_power_kw": 50.0}
     ],
 )
 def test_the_sun_keeps_each_zones_standard_time(timezone: str, offset_s: int) -> None:
-    assert simulator.standard_offset_s(timezone) == offset_s
+    assert simulator_model.standard_offset_s(timezone) == offset_s
 
 
 @pytest.mark.parametrize(
@@ -144,9 +142,9 @@ def test_counters_never_go_down_over_a_simulated_day(
 def test_a_day_of_production_is_the_integral_of_the_mean_curve() -> None:
     inverter = asset("inverter", config=INVERTER)
     midnight = utc("2026-06-01T23:00:00")  # local midnight in Paris
-    produced = simulator.inverter_energy_kwh(inverter, midnight + DAY)
-    produced -= simulator.inverter_energy_kwh(inverter, midnight)
-    assert produced == pytest.approx(50.0 * simulator.MEAN_CLOUD * 6.0)  # 6 h at full power
+    produced = simulator_model.inverter_energy_kwh(inverter, midnight + DAY)
+    produced -= simulator_model.inverter_energy_kwh(inverter, midnight)
+    assert produced == pytest.approx(50.0 * simulator_model.MEAN_CLOUD * 6.0)  # 6 h at full power
     # and the mean of the noisy power over the day matches it within a few percent
     powers = [
         float(readings(inverter, t)["ac_power_kw"]) for t in range(midnight, midnight + DAY, 60)

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from fleet import Fleet, build_fleet
 from outpost.clock import utcnow
 from outpost.db import Database
-from outpost.telemetry.query import format_time, to_ns
+from outpost.telemetry.query_request import format_time, to_ns
 from outpost.telemetry.store import NS_PER_SECOND, Point
 from support.grants import add_member, give, given
 from support.tenants import Tenant

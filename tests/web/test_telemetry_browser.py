@@ -17,7 +17,7 @@ import pytest
 
 from fleet import post
 from outpost.clock import utcnow
-from outpost.telemetry.query import to_ns
+from outpost.telemetry.query_request import to_ns
 from outpost.telemetry.sqlite_store import SQLiteTelemetryStore
 from outpost.telemetry.store import NS_PER_SECOND, Point
 from support.browser import CHROMIUM, MISSING, chromium_page

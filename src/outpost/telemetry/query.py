@@ -17,16 +17,19 @@ so one set of rules decides which assets a caller reaches and what a query may c
   over ``MAX_POINTS``; raw points, which cannot be estimated, are counted as they come.
 
 Every refusal is a ``RuleViolation`` listing all the violations found, with stable codes.
+
+The request's limits, times and checks live in ``query_request.py``, the result types,
+value typing and CSV in ``query_results.py``; this module resolves the assets, asks the
+store and assembles the results. Callers reach the whole query surface from here (see
+``__all__``).
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, TypeVar
+from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,15 +42,37 @@ from outpost.identity.principal import Principal
 from outpost.identity.roles import Permission
 from outpost.inventory import scopes
 from outpost.inventory.models import Asset, Site
-from outpost.telemetry.metrics import ALL_METRIC_NAMES, METRICS, Metric, find_metric
+from outpost.telemetry.metrics import METRICS, Metric, find_metric
+from outpost.telemetry.query_request import (
+    EPOCH,
+    MAX_ASSETS,
+    MAX_POINTS,
+    check_metrics,
+    check_raw_window,
+    declared_metrics,
+    format_ns,
+    format_time,
+    parse_every,
+    parse_window,
+    resolution_for,
+    to_ns,
+    too_many_points,
+    window_count,
+)
+from outpost.telemetry.query_results import (
+    LatestReading,
+    LatestResult,
+    QueryResult,
+    SeriesResult,
+    Value,
+    csv_lines,
+    renderer_for,
+    value_type_of,
+)
 from outpost.telemetry.schemas import AssetSelection, TelemetryQuery
 from outpost.telemetry.store import (
-    HOUR_NS,
-    MINUTE_NS,
-    NS_PER_SECOND,
     Across,
     Aggregate,
-    Resolution,
     SeriesQuery,
     StoreOverloaded,
     StoreUnavailable,
@@ -55,192 +80,30 @@ from outpost.telemetry.store import (
 )
 from outpost.validation import Violation
 
-#: The most assets one query or latest-values call may name (directly or through a site).
-MAX_ASSETS: Final = 1000
-#: The most points one query may return.
-MAX_POINTS: Final = 100_000
-#: The longest range of raw points (no ``every``), and of windows computed from raw points.
-RAW_POINTS_MAX_RANGE: Final = timedelta(hours=24)
-RAW_WINDOWS_MAX_RANGE: Final = timedelta(days=7)
-#: The longest window.
-MAX_EVERY: Final = timedelta(days=366)
-DEFAULT_RANGE: Final = timedelta(hours=24)
-#: How far past now a query may end (devices' clocks drift).
-FUTURE_SLACK: Final = timedelta(minutes=10)
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-_EVERY = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
-_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-ValueType = Literal["float", "int", "bool"]
-Value = float | int | bool | None
-
-
-# --- results ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesResult:
-    asset_id: str | None
-    metric: str
-    unit: str
-    value_type: ValueType
-    times_ns: list[int]
-    values: list[Value]
-
-    def points(self) -> list[tuple[str, Value]]:
-        return [(format_ns(t), v) for t, v in zip(self.times_ns, self.values, strict=True)]
-
-
-@dataclass(frozen=True, slots=True)
-class QueryResult:
-    start: datetime
-    end: datetime
-    every: str | None
-    aggregate: Aggregate
-    across: Across | None
-    resolution: Resolution
-    series: list[SeriesResult]
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "start": format_time(self.start),
-            "end": format_time(self.end),
-            "every": self.every,
-            "aggregate": self.aggregate,
-            "across": self.across,
-            "resolution": self.resolution,
-            "series": [
-                {
-                    "asset_id": s.asset_id,
-                    "metric": s.metric,
-                    "unit": s.unit,
-                    "value_type": s.value_type,
-                    "points": s.points(),
-                }
-                for s in self.series
-            ],
-        }
-
-    @property
-    def point_count(self) -> int:
-        return sum(len(s.times_ns) for s in self.series)
-
-
-@dataclass(frozen=True, slots=True)
-class LatestReading:
-    asset_id: str
-    metric: str
-    unit: str
-    value_type: ValueType
-    time_ns: int
-    value: Value
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "asset_id": self.asset_id,
-            "metric": self.metric,
-            "unit": self.unit,
-            "value_type": self.value_type,
-            "time": format_ns(self.time_ns),
-            "value": self.value,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class LatestResult:
-    assets: list[Asset]
-    readings: list[LatestReading]
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "assets": [
-                {"id": a.id, "name": a.name, "type": a.type, "site_id": a.site_id}
-                for a in self.assets
-            ],
-            "readings": [r.as_dict() for r in self.readings],
-        }
-
-
-# --- times ------------------------------------------------------------------------------
-
-
-def to_ns(moment: datetime) -> int:
-    """Nanoseconds since the epoch, exactly (no float rounding)."""
-    return (moment - EPOCH) // timedelta(microseconds=1) * 1000
-
-
-def format_ns(time_ns: int) -> str:
-    """ISO 8601 UTC with a ``Z``; fractions of a second only when there are some."""
-    seconds, fraction = divmod(time_ns, NS_PER_SECOND)
-    text = (EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
-    if fraction:
-        text += "." + f"{fraction:09d}".rstrip("0")
-    return text + "Z"
-
-
-def format_time(moment: datetime) -> str:
-    return format_ns(to_ns(moment.astimezone(UTC)))
-
-
-def parse_every(text: str) -> timedelta:
-    """``10s``, ``1m``, ``15m``, ``1h``, ``1d``: a whole number and a unit."""
-    match = _EVERY.fullmatch(text)
-    if match is None:
-        raise ValueError(f"every must be a whole number and s, m, h or d (e.g. 15m), not {text!r}")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
-
-def resolution_for(every_ns: int | None) -> Resolution:
-    """Which data a window of ``every_ns`` is computed from: the coarsest rollup that
-    divides it, else the raw points."""
-    if every_ns is None:
-        return "raw"
-    if every_ns % HOUR_NS == 0:
-        return "1h"
-    if every_ns % MINUTE_NS == 0:
-        return "1m"
-    return "raw"
-
-
-def window_count(start_ns: int, end_ns: int, every_ns: int) -> int:
-    """The epoch-aligned windows of ``every_ns`` that ``[start_ns, end_ns)`` touches."""
-    return (end_ns - 1) // every_ns - start_ns // every_ns + 1
-
-
-# --- values -----------------------------------------------------------------------------
-
-_KEEPS_TYPE: Final[frozenset[str]] = frozenset({"first", "last", "min", "max"})
-
-
-def value_type_of(metric: Metric, aggregate: Aggregate | None, across: Across | None) -> ValueType:
-    """How a series' values are rendered: booleans stay booleans (and integers integers)
-    only while every step keeps a reading's own value (raw points, first/last/min/max,
-    and integer sums); a count is an integer; means are floats."""
-    if aggregate is None:  # raw points
-        return metric.value_type
-    if aggregate == "count":
-        return "int" if across in (None, "sum", "min", "max") else "float"
-    if metric.value_type == "bool":
-        return "bool" if aggregate in _KEEPS_TYPE and across in (None, "min", "max") else "float"
-    if metric.value_type == "int":
-        keeps = aggregate in _KEEPS_TYPE | {"sum"} and across in (None, "sum", "min", "max")
-        return "int" if keeps else "float"
-    return "float"
-
-
-def _renderer(value_type: ValueType) -> Callable[[float], Value]:
-    def render(value: float) -> Value:
-        if not math.isfinite(value):
-            return None
-        if value_type == "bool":
-            return value >= 0.5
-        if value_type == "int":
-            return round(value)
-        return value
-
-    return render
-
+__all__ = [
+    "EPOCH",
+    "MAX_ASSETS",
+    "MAX_POINTS",
+    "LatestReading",
+    "LatestResult",
+    "QueryResult",
+    "SeriesResult",
+    "SiteDashboard",
+    "Value",
+    "check_metrics",
+    "csv_lines",
+    "format_ns",
+    "format_time",
+    "latest_values",
+    "metric_declarations",
+    "parse_every",
+    "query_telemetry",
+    "resolution_for",
+    "resolve_assets",
+    "site_dashboard",
+    "to_ns",
+    "window_count",
+]
 
 # --- which assets and metrics -----------------------------------------------------------
 
@@ -333,35 +196,8 @@ def _site_assets(
     return list(session.scalars(query.order_by(Asset.name, Asset.id).limit(MAX_ASSETS + 1)))
 
 
-def _declared(assets: Sequence[Asset]) -> dict[str, Metric]:
-    """Metric name -> its declaration, for every metric the assets' types declare, in the
-    order of the assets and their types' declarations."""
-    declared: dict[str, Metric] = {}
-    for asset_type in dict.fromkeys(asset.type for asset in assets):
-        for metric in METRICS.get(asset_type, ()):
-            declared.setdefault(metric.name, metric)
-    return declared
-
-
-def check_metrics(assets: Sequence[Asset], names: Sequence[str]) -> list[Violation]:
-    """A named metric must be declared by the type of at least one of the assets (by some
-    type at all, when the selection holds no asset)."""
-    declared = _declared(assets)
-    known = declared.keys() if assets else ALL_METRIC_NAMES
-    return [
-        Violation(
-            "telemetry.unknown_metric",
-            f"No asset of the query declares the metric {name!r}"
-            + (f" (they declare {', '.join(declared)})." if declared else "."),
-            "metric",
-        )
-        for name in dict.fromkeys(names)
-        if name not in known
-    ]
-
-
 def _chosen_metrics(assets: Sequence[Asset], names: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(names)) if names else list(_declared(assets))
+    return list(dict.fromkeys(names)) if names else list(declared_metrics(assets))
 
 
 def _pairs(assets: Sequence[Asset], metrics: Sequence[str]) -> list[tuple[str, Asset, Metric]]:
@@ -379,91 +215,6 @@ def _pairs(assets: Sequence[Asset], metrics: Sequence[str]) -> list[tuple[str, A
 # --- queries ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Window:
-    start: datetime
-    end: datetime
-    every: timedelta | None
-
-
-def _window(q: TelemetryQuery, now: datetime, problems: list[Violation]) -> _Window | None:
-    every: timedelta | None = None
-    if q.every is not None:
-        every = parse_every(q.every)
-        if every > MAX_EVERY:
-            problems.append(
-                Violation("telemetry.every_too_long", "every is at most 366d.", "every")
-            )
-    try:
-        end = q.end.astimezone(UTC) if q.end is not None else now
-        start = q.start.astimezone(UTC) if q.start is not None else end - DEFAULT_RANGE
-    except OverflowError:
-        problems.append(
-            Violation("telemetry.time_out_of_range", "A time is out of range.", "start")
-        )
-        return None
-    if start < EPOCH:
-        problems.append(
-            Violation("telemetry.start_before_epoch", "start is before 1970-01-01.", "start")
-        )
-    if end <= start:
-        problems.append(Violation("telemetry.end_before_start", "end must be after start.", "end"))
-    if end > now + FUTURE_SLACK:
-        problems.append(
-            Violation(
-                "telemetry.end_in_future",
-                f"end is more than 10 minutes in the future (now is {format_time(now)}).",
-                "end",
-            )
-        )
-    return _Window(start, end, every)
-
-
-def _raw_violations(
-    window: _Window, raw_days: int, now: datetime, *, points: bool
-) -> list[Violation]:
-    problems = []
-    cap = RAW_POINTS_MAX_RANGE if points else RAW_WINDOWS_MAX_RANGE
-    if window.end - window.start > cap:
-        what = (
-            "Raw points are read over at most 24 hours"
-            if points
-            else (
-                "Windows shorter than a minute (or not a whole number of minutes) are computed "
-                "from raw points, over at most 7 days"
-            )
-        )
-        problems.append(
-            Violation(
-                "telemetry.raw_range_too_long",
-                f"{what}: shorten the range, or ask for every=1m (or longer) to read rollups.",
-                "start",
-            )
-        )
-    horizon = now - timedelta(days=raw_days)
-    if window.start < horizon:
-        problems.append(
-            Violation(
-                "telemetry.before_raw_retention",
-                f"Raw points are kept for {raw_days} days (since {format_time(horizon)}): "
-                "start later, or ask for every=1m (or longer) to read rollups.",
-                "start",
-            )
-        )
-    return problems
-
-
-def _too_many_points(count: int | None) -> Violation:
-    size = f"up to {count:,}" if count is not None else "more than"
-    return Violation(
-        "telemetry.too_many_points",
-        f"The query would return {size} points, over the limit of {MAX_POINTS:,}: use a "
-        "longer every, a shorter range, fewer metrics or assets, or combine the assets "
-        "with across=sum|mean|min|max.",
-        "every",
-    )
-
-
 def query_telemetry(
     session: Session, store: TelemetryStore, principal: Principal, q: TelemetryQuery
 ) -> QueryResult:
@@ -471,7 +222,7 @@ def query_telemetry(
     assets = resolve_assets(session, principal, q)
     now = utcnow()
     problems = check_metrics(assets, q.metric)
-    window = _window(q, now, problems)
+    window = parse_window(q, now, problems)
     if q.every is None and q.across is not None:
         problems.append(
             Violation(
@@ -495,7 +246,7 @@ def query_telemetry(
     if resolution == "raw" and not problems:
         org = session.get(Organization, principal.org_id)
         raw_days = org.telemetry_raw_days if org is not None else 30
-        problems += _raw_violations(window, raw_days, now, points=every_ns is None)
+        problems += check_raw_window(window, raw_days, now, points=every_ns is None)
     metrics = _chosen_metrics(assets, q.metric)
     pairs = _pairs(assets, metrics)
     start_ns, end_ns = to_ns(window.start), to_ns(window.end)
@@ -503,7 +254,7 @@ def query_telemetry(
         series_count = len({name for name, _, _ in pairs}) if q.across else len(pairs)
         estimate = series_count * window_count(start_ns, end_ns, every_ns)
         if estimate > MAX_POINTS:
-            problems.append(_too_many_points(estimate))
+            problems.append(too_many_points(estimate))
     if problems:
         raise RuleViolation(problems, "The query is not valid.")
     aggregate: Aggregate | None = q.aggregate if every_ns is not None else None
@@ -535,7 +286,7 @@ def query_telemetry(
         result_series,
     )
     if result.point_count > MAX_POINTS:
-        raise RuleViolation([_too_many_points(None)], "The query is not valid.")
+        raise RuleViolation([too_many_points(None)], "The query is not valid.")
     return result
 
 
@@ -561,7 +312,7 @@ def _run(
     out = []
     for name, asset_id, metric in wanted:
         value_type = value_type_of(metric, aggregate, across)
-        render = _renderer(value_type)
+        render = renderer_for(value_type)
         series = found.get((name, asset_id))
         times = list(series.times_ns) if series else []
         values = [render(v) for v in series.values] if series else []
@@ -611,7 +362,7 @@ def latest_values(
                     metric.unit,
                     metric.value_type,
                     reading.time_ns,
-                    _renderer(metric.value_type)(reading.value),
+                    renderer_for(metric.value_type)(reading.value),
                 )
             )
     return LatestResult(assets, out)
@@ -633,28 +384,6 @@ def metric_declarations(
             ]
         )
     return [(name, metrics) for name, metrics in METRICS.items() if asset_type in (None, name)]
-
-
-# --- CSV --------------------------------------------------------------------------------
-
-CSV_HEADER: Final = "time,asset_id,metric,value\r\n"
-
-
-def _csv_value(value: Value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def csv_lines(result: QueryResult) -> Iterator[str]:
-    """The result as CSV (RFC 4180 line ends), one row per point, the header first."""
-    yield CSV_HEADER
-    for series in result.series:
-        asset = series.asset_id or ""
-        for time_ns, value in zip(series.times_ns, series.values, strict=True):
-            yield f"{format_ns(time_ns)},{asset},{series.metric},{_csv_value(value)}\r\n"
 
 
 # --- pages ------------------------------------------------------------------------------
