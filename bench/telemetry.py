@@ -38,17 +38,20 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 from sqlalchemy import select
 
+from bench import telemetry_mqtt
 from bench.common import (
     Context,
     Result,
     Server,
+    Timer,
     expect,
     info,
     latency_results,
@@ -56,7 +59,6 @@ from bench.common import (
     running_server,
     seeded_fleet,
 )
-from bench import telemetry_mqtt
 from bench.telemetry_load import (
     PLACEHOLDER,
     ClientRun,
@@ -76,7 +78,7 @@ from outpost.inventory.schemas import ChangeSetIn, CreateOp, SiteCreate
 from outpost.telemetry.metrics import Metric, metrics_of
 from outpost.telemetry.query import format_ns
 from outpost.telemetry.sqlite_store import SQLiteTelemetryStore
-from outpost.telemetry.store import HOUR_NS, NS_PER_SECOND, Point
+from outpost.telemetry.store import HOUR_NS, MINUTE_NS, NS_PER_SECOND, Point, SeriesQuery
 
 # tests/support/influx.py starts influxd; it imports its siblings as ``support.*``.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
@@ -235,6 +237,19 @@ def influx_templates(fleet: Fleet) -> Templates:
     return Templates(tuple(bodies), tuple(len(c) for c in _batches(fleet)))
 
 
+def stored_points(ctx: Context) -> int:
+    """Raw points in the bench server's SQLite store (``OUTPOST_DATA_DIR/telemetry.db``)."""
+    path = ctx.workdir / "data" / "telemetry.db"
+    if not path.exists():
+        return 0
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        try:
+            (count,) = conn.execute("SELECT count(*) FROM points").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+    return int(count)
+
+
 def _now_ms() -> int:
     return time.time_ns() // MS
 
@@ -318,6 +333,7 @@ def _ingest(ctx: Context, server: Server, fleet: Fleet, sizes: Sizes, kind: str)
     templates = json_templates(fleet) if kind == "json" else line_templates(fleet)
     offset_min = 120 if kind == "json" else 110  # apart from every other run's points
     ctx.log(f"ingest {kind}: {sizes.clients} clients for {sizes.ingest_s:g} s")
+    before = stored_points(ctx)
     measured = throughput(
         _outpost_target(server, kind),
         templates,
@@ -346,6 +362,7 @@ def _ingest(ctx: Context, server: Server, fleet: Fleet, sizes: Sizes, kind: str)
         info(NAME, f"{label}: batch latency p50 (n={measured.batches})", measured.p50_ms, "ms"),
         info(NAME, f"{label}: batch latency p99 (n={measured.batches})", measured.p99_ms, "ms"),
         info(NAME, f"{label}: batches refused 503", sum(measured.refused.values()), ""),
+        info(NAME, f"{label}: points in the store before the run", before, ""),
     ]
 
 
@@ -357,6 +374,7 @@ def _fleet_rate(ctx: Context, server: Server, fleet: Fleet, sizes: Sizes) -> lis
     seconds = sizes.fleet_s
     offered = FLEET_CLIENTS * BATCH_VALUES  # per second
     ctx.log(f"fleet: {offered:,} values/s offered for {seconds} s")
+    before = stored_points(ctx)
     t0_ms = _now_ms() - 100 * 60_000
     start_at = time.monotonic() + 0.5
     jobs = [
@@ -403,6 +421,7 @@ def _fleet_rate(ctx: Context, server: Server, fleet: Fleet, sizes: Sizes) -> lis
         ),
         info(NAME, f"{label}: lateness of the last 2 s of sends, max", max(last or [0]), "ms"),
         info(NAME, f"{label}: batches refused 503", refused, ""),
+        info(NAME, f"{label}: points in the store before the run", before, ""),
     ]
 
 
@@ -675,6 +694,7 @@ def _queries(ctx: Context, url: str, sizes: Sizes) -> list[Result]:
             info(NAME, "SQLite rollup tables bytes per raw point", rollups / points, "B")
         )
 
+    results += _store_queries(path, fleet.org_id, site, start_ns, end_ns, sizes.query_requests)
     window = {"start": format_ns(start_ns), "end": format_ns(end_ns)}
     requests = {
         "series": "/api/v1/telemetry/query?"
@@ -731,6 +751,59 @@ def _queries(ctx: Context, url: str, sizes: Sizes) -> list[Result]:
             {"p50": QUERY_TARGETS_MS[name], "p99": QUERY_TARGETS_MS[name]},
         )
     return results
+
+
+def _store_queries(
+    path: Path, org_id: str, site: QuerySite, start_ns: int, end_ns: int, rounds: int
+) -> list[Result]:
+    """The same three reads on the store API in this process (no HTTP, no asset lookup):
+    what the store itself takes, as info next to the HTTP figures."""
+    store = SQLiteTelemetryStore(path)
+    reads: dict[str, Callable[[], object]] = {
+        "series": lambda: store.query(
+            SeriesQuery(
+                org_id,
+                site.inverters[:1],
+                ("ac_power_kw",),
+                start_ns,
+                end_ns,
+                every_ns=MINUTE_NS,
+                resolution="1m",
+            )
+        ),
+        "site": lambda: store.query(
+            SeriesQuery(
+                org_id,
+                site.inverters,
+                ("ac_power_kw",),
+                start_ns,
+                end_ns,
+                every_ns=15 * MINUTE_NS,
+                across="sum",
+                resolution="1m",
+            )
+        ),
+        "latest": lambda: store.latest(org_id, site.inverters),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in reads}
+    try:
+        for _ in range(rounds):
+            for name, read in reads.items():
+                with Timer() as timer:
+                    read()
+                samples[name].append(timer.seconds * 1000)
+    finally:
+        store.close()
+    return [
+        info(
+            NAME,
+            f"store API in-process, {name}: {key} (n={rounds})",
+            percentile(samples[name], pct),
+            "ms",
+        )
+        for name in reads
+        for key, pct in (("p50", 50), ("p99", 99))
+    ]
 
 
 def _count(name: str, body: dict[str, object]) -> int:

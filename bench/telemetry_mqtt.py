@@ -190,8 +190,8 @@ def _subscriber(host: str, port: int, expected: int, ready: Any, results: Any) -
     client.loop_stop()
 
 
-def _publish(host: str, port: int, devices: Devices) -> tuple[float, list[Published]]:
-    """Every device's messages from processes of their own; (start time, their results)."""
+def _publish(host: str, port: int, devices: Devices) -> list[Published]:
+    """Every device's messages from processes of their own, all starting in 1 s."""
     start_at = time.monotonic() + 1.0
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=len(devices.devices), mp_context=context) as pool:
@@ -199,7 +199,7 @@ def _publish(host: str, port: int, devices: Devices) -> tuple[float, list[Publis
             pool.submit(functools.partial(publish_all, host, port, device, start_at))
             for device in devices.devices
         ]
-        return start_at, [future.result() for future in futures]
+        return [future.result() for future in futures]
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,7 @@ def reference(workdir: Path, devices: Devices) -> Rate:
         try:
             if not ready.wait(30):
                 raise RuntimeError("the reference subscriber did not subscribe")
-            start_at, published = _publish(broker.host, broker.port, devices)
+            published = _publish(broker.host, broker.port, devices)
             finished: float = results.get(timeout=600)
         finally:
             consumer.join(timeout=30)

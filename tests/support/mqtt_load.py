@@ -93,6 +93,7 @@ class Publisher:
     first_sent: float = 0.0
     last_acked: float = 0.0
     _numbers: dict[int, int] = field(default_factory=dict)  # mid -> message number
+    _early: dict[int, ReasonCode] = field(default_factory=dict)  # mid -> answer
     _answered: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _done: threading.Condition = field(init=False)
@@ -128,13 +129,22 @@ class Publisher:
         return f"outpost/devices/{self.username}/telemetry"
 
     def publish(self, number: int, payload: bytes) -> None:
-        """Queue message ``number``; paho sends it once fewer than ``inflight`` wait."""
+        """Queue message ``number``; paho sends it once fewer than ``inflight`` wait.
+
+        paho's network thread holds its own lock while it calls ``on_publish``, so
+        ``publish`` (which takes that lock) is called without holding ours, and a PUBACK
+        may come back before its mid is recorded here."""
         with self._lock:
             if not self.first_sent:
                 self.first_sent = time.monotonic()
-            info = self._client.publish(self.topic, payload, qos=1)
-            self._numbers[info.mid] = number
             self.published += 1
+        info = self._client.publish(self.topic, payload, qos=1)
+        with self._done:
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._numbers[info.mid] = number
+            else:
+                self._answer(number, early)
 
     def wait_acknowledged(self, count: int, timeout: float) -> bool:
         """Whether ``count`` publications were answered (accepted or failed) in time."""
@@ -155,14 +165,21 @@ class Publisher:
         self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any
     ) -> None:
         with self._done:
-            number = self._numbers.pop(mid)
-            if reason.is_failure:
-                self.failed[number] = str(reason)
+            number = self._numbers.pop(mid, None)
+            if number is None:  # answered before publish() recorded the mid
+                self._early[mid] = reason
             else:
-                self.accepted.add(number)
-            self.last_acked = time.monotonic()
-            self._answered += 1
-            self._done.notify_all()
+                self._answer(number, reason)
+
+    def _answer(self, number: int, reason: ReasonCode) -> None:
+        """Record the broker's answer (the lock held)."""
+        if reason.is_failure:
+            self.failed[number] = str(reason)
+        else:
+            self.accepted.add(number)
+        self.last_acked = time.monotonic()
+        self._answered += 1
+        self._done.notify_all()
 
 
 # --- the ingester --------------------------------------------------------------------------------

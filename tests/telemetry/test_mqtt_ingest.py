@@ -14,7 +14,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from flask.testing import FlaskClient
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from sqlalchemy import event
 
 from fleet import Fleet, build_fleet
 from outpost.connectivity.credentials import live_broker_entries
@@ -254,6 +255,29 @@ class CrashAfterWrite:
         return getattr(self.inner, name)
 
 
+class GatedStore:
+    """Writes for real, but each write first waits until the test opens its gate."""
+
+    def __init__(self, inner: TelemetryStore) -> None:
+        self.inner = inner
+        self.writes: list[list[Point]] = []  # as called, in order
+        self.returned = 0  # writes that have returned
+        self._gates = [threading.Event() for _ in range(10)]
+
+    def write(self, points: Sequence[Point]) -> None:
+        gate = self._gates[len(self.writes)]
+        self.writes.append(list(points))
+        assert gate.wait(PATIENCE_S), "the test never opened the gate"
+        self.inner.write(points)
+        self.returned += 1
+
+    def open(self, write: int) -> None:
+        self._gates[write].set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 @contextmanager
 def running_ingester(
     broker: Broker, db: Database, store: Any, client_id: str = "ingest-test", **options: Any
@@ -265,8 +289,7 @@ def running_ingester(
             username=INGESTER_USERNAME,
             password=INGESTER_PASSWORD,
             client_id=client_id,
-            batch_wait_ms=20,
-            **options,
+            **{"batch_wait_ms": 20, **options},
         ),
         db,
         store,
@@ -440,3 +463,72 @@ def test_a_redelivered_batch_leaves_the_points_identical(
     assert _points(sqlite_store, tenant.org_id, inverter, "dc_voltage_v") == [
         600.0 + i for i in range(10)
     ]
+
+
+def test_acknowledgements_follow_each_durable_write_in_order_while_the_next_batch_is_prepared(
+    mosquitto: Broker,
+    db: Database,
+    client: FlaskClient,
+    tenant: Tenant,
+    fleet: Fleet,
+    sqlite_store: SQLiteTelemetryStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batch 1 is stuck in its store write while batch 2 arrives and is prepared (its
+    sender looked up in the database): nothing is acknowledged until write 1 returns,
+    then only batch 1, and batch 2 only once write 2 has returned."""
+    inverter = fleet.inverter["id"]
+    secret = _issue(client, tenant, inverter)
+    mosquitto.update(_entries(db))
+    now = _now_s()
+    gated = GatedStore(sqlite_store)
+    acks: list[int] = []  # for each PUBACK the ingester sends: the writes returned by then
+    real_ack = mqtt.Client.ack
+
+    def ack(self: mqtt.Client, mid: int, qos: int) -> MQTTErrorCode:
+        acks.append(gated.returned)
+        return real_ack(self, mid, qos)
+
+    monkeypatch.setattr(mqtt.Client, "ack", ack)
+    lookups: list[str] = []
+
+    def on_query(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "device_credentials" in statement:
+            lookups.append(statement)
+
+    def line(offset: int) -> str:
+        return f"inverter,asset={inverter} ac_power_kw={offset} {(now + offset) * SECOND}"
+
+    event.listen(db.read_engine, "before_cursor_execute", on_query)
+    try:
+        with (
+            running_ingester(
+                mosquitto, db, gated, batch_wait_ms=300, device_cache_s=0.0
+            ) as ingester,
+            peer(mosquitto, inverter, secret) as device,
+        ):
+            device.publish(_topic(inverter), line(0))
+            _eventually(lambda: len(gated.writes) == 1, "write 1 under way")
+            looked_up = len(lookups)
+            device.publish(_topic(inverter), line(1))
+            device.publish(_topic(inverter), line(2))
+            _eventually(lambda: len(lookups) > looked_up, "batch 2 being prepared")
+            time.sleep(0.3)
+            assert acks == [] and ingester.stats.messages == 0  # write 1 has not returned
+
+            gated.open(0)
+            _eventually(lambda: len(gated.writes) == 2, "write 2 under way")
+            _eventually(lambda: len(acks) == 1, "batch 1 acknowledged")
+            time.sleep(0.3)
+            assert acks == [1]  # after write 1 returned; batch 2 waits for write 2
+            assert ingester.stats.messages == 1
+            assert sorted(point.value for point in gated.writes[1]) == [1.0, 2.0]
+
+            gated.open(1)
+            _eventually(lambda: ingester.stats.messages == 3, "batch 2 acknowledged")
+    finally:
+        event.remove(db.read_engine, "before_cursor_execute", on_query)
+
+    assert acks == [1, 2, 2]
+    assert ingester.stats.batches == 2
+    assert _points(sqlite_store, tenant.org_id, inverter, "ac_power_kw") == [0.0, 1.0, 2.0]

@@ -118,9 +118,19 @@ def _now_ns() -> int:
     return int(now.timestamp()) * NS_PER_SECOND + now.microsecond * 1000
 
 
+_RAW_DAYS: dict[str, tuple[float, int]] = {}
+
+
 def _raw_days(session: Session, org_id: str) -> int:
+    """The organization's raw retention in days (read at most every ``DIRECTORY_TTL_S``)."""
+    now = time.monotonic()
+    cached = _RAW_DAYS.get(org_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     days = session.scalar(select(Organization.telemetry_raw_days).where(Organization.id == org_id))
-    return int(days or 30)
+    found = int(days or 30)
+    _RAW_DAYS[org_id] = (now + DIRECTORY_TTL_S, found)
+    return found
 
 
 class _Directory:

@@ -23,6 +23,8 @@ from outpost.telemetry.store import MINUTE_NS, Point, StoreOverloaded, StoreUnav
 
 log = logging.getLogger(__name__)
 
+WAL_CHECKPOINT_PAGES: Final = 16_384
+
 #: Idle read connections kept open per store (more are opened under load, then closed).
 IDLE_READERS: Final = 4
 
@@ -87,6 +89,11 @@ class Writer:
         self._conn = _connect(path, busy_timeout_s)
         try:
             self._conn.execute("PRAGMA journal_mode = WAL")
+            # A batch dirties a page per series it touches; checkpointing every 1,000 WAL
+            # pages (the default) wrote those pages back after nearly every commit.
+            # Every 16,384 pages (64 MiB) a page rewritten by many commits is written
+            # back once: +30 % points/s on 34,000 series (bench/README.md).
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             self._migrate()
             for statement in TEMP_SCHEMA:
                 self._conn.execute(statement)
