@@ -47,6 +47,7 @@ from outpost.telemetry.query_request import (
     EPOCH,
     MAX_ASSETS,
     MAX_POINTS,
+    TelemetryAsset,
     check_metrics,
     check_raw_window,
     declared_metrics,
@@ -114,9 +115,12 @@ def _telemetry_site_visible(session: Session, principal: Principal, site_id: str
     ) or scopes.can_see_site(session, principal, site_id)
 
 
+_COLUMNS = (Asset.id, Asset.type, Asset.name, Asset.site_id)
+
+
 def resolve_assets(
     session: Session, principal: Principal, selection: AssetSelection
-) -> list[Asset]:
+) -> list[TelemetryAsset]:
     """The assets ``selection`` names that the caller may read telemetry of: the named ids
     in their order, then the site's assets by name. A named asset out of reach, or a site
     the caller cannot see, is NotFound."""
@@ -138,7 +142,7 @@ def resolve_assets(
         )
     if problems:
         raise RuleViolation(problems, "The query does not say which assets to read.")
-    chosen: dict[str, Asset] = {}
+    chosen: dict[str, TelemetryAsset] = {}
     if selection.asset:
         chosen.update(_named_assets(session, principal, found_reach, selection.asset))
     if selection.site is not None:
@@ -161,16 +165,16 @@ def resolve_assets(
 
 def _named_assets(
     session: Session, principal: Principal, found_reach: Reach, asset_ids: Sequence[str]
-) -> dict[str, Asset]:
+) -> dict[str, TelemetryAsset]:
     wanted = list(dict.fromkeys(asset_ids))
-    rows = session.scalars(
-        select(Asset).where(
+    rows = session.execute(
+        select(*_COLUMNS).where(
             Asset.org_id == principal.org_id,
             Asset.id.in_(wanted),
             scopes.assets_within(found_reach),
         )
     )
-    found = {asset.id: asset for asset in rows}
+    found = {row[0]: TelemetryAsset(*row) for row in rows}
     for asset_id in wanted:
         if asset_id not in found:
             raise NotFound(f"No asset {asset_id}.")
@@ -179,28 +183,31 @@ def _named_assets(
 
 def _site_assets(
     session: Session, principal: Principal, found_reach: Reach, selection: AssetSelection
-) -> list[Asset]:
+) -> list[TelemetryAsset]:
     site_id = selection.site
     site = session.scalar(
         select(Site.id).where(Site.id == site_id, Site.org_id == principal.org_id)
     )
     if site is None or not _telemetry_site_visible(session, principal, site):
         raise NotFound(f"No site {site_id}.")
-    query = select(Asset).where(
+    query = select(*_COLUMNS).where(
         Asset.org_id == principal.org_id,
         Asset.site_id == site,
         scopes.assets_within(found_reach),
     )
     if selection.type is not None:
         query = query.where(Asset.type == selection.type)
-    return list(session.scalars(query.order_by(Asset.name, Asset.id).limit(MAX_ASSETS + 1)))
+    rows = session.execute(query.order_by(Asset.name, Asset.id).limit(MAX_ASSETS + 1))
+    return [TelemetryAsset(*row) for row in rows]
 
 
-def _chosen_metrics(assets: Sequence[Asset], names: Sequence[str]) -> list[str]:
+def _chosen_metrics(assets: Sequence[TelemetryAsset], names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names)) if names else list(declared_metrics(assets))
 
 
-def _pairs(assets: Sequence[Asset], metrics: Sequence[str]) -> list[tuple[str, Asset, Metric]]:
+def _pairs(
+    assets: Sequence[TelemetryAsset], metrics: Sequence[str]
+) -> list[tuple[str, TelemetryAsset, Metric]]:
     """(metric, asset, declaration) for each asset that declares each metric: metric first,
     then the assets in order (the store's order)."""
     pairs = []
@@ -293,7 +300,7 @@ def query_telemetry(
 def _run(
     store: TelemetryStore,
     query: SeriesQuery,
-    pairs: Sequence[tuple[str, Asset, Metric]],
+    pairs: Sequence[tuple[str, TelemetryAsset, Metric]],
     aggregate: Aggregate | None,
     across: Across | None,
 ) -> list[SeriesResult]:

@@ -13,9 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
-from outpost.inventory.models import Asset
 from outpost.telemetry.metrics import ALL_METRIC_NAMES, METRICS, Metric
 from outpost.telemetry.schemas import TelemetryQuery
 from outpost.telemetry.store import HOUR_NS, MINUTE_NS, NS_PER_SECOND, Resolution
@@ -85,10 +84,19 @@ def window_count(start_ns: int, end_ns: int, every_ns: int) -> int:
     return (end_ns - 1) // every_ns - start_ns // every_ns + 1
 
 
+class TelemetryAsset(NamedTuple):
+    """What a query needs of an asset (read as plain columns: no ORM object per asset)."""
+
+    id: str
+    type: str
+    name: str
+    site_id: str
+
+
 # --- metrics ----------------------------------------------------------------------------
 
 
-def declared_metrics(assets: Sequence[Asset]) -> dict[str, Metric]:
+def declared_metrics(assets: Sequence[TelemetryAsset]) -> dict[str, Metric]:
     """Metric name -> its declaration, for every metric the assets' types declare, in the
     order of the assets and their types' declarations."""
     declared: dict[str, Metric] = {}
@@ -98,7 +106,7 @@ def declared_metrics(assets: Sequence[Asset]) -> dict[str, Metric]:
     return declared
 
 
-def check_metrics(assets: Sequence[Asset], names: Sequence[str]) -> list[Violation]:
+def check_metrics(assets: Sequence[TelemetryAsset], names: Sequence[str]) -> list[Violation]:
     """A named metric must be declared by the type of at least one of the assets (by some
     type at all, when the selection holds no asset)."""
     declared = declared_metrics(assets)

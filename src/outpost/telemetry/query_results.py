@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
-from outpost.inventory.models import Asset
 from outpost.telemetry.metrics import Metric
-from outpost.telemetry.query_request import format_ns, format_time
+from outpost.telemetry.query_request import TelemetryAsset, format_ns, format_time
 from outpost.telemetry.store import Across, Aggregate, Resolution
 
 ValueType = Literal["float", "int", "bool"]
@@ -95,7 +94,7 @@ class LatestReading:
 
 @dataclass(frozen=True, slots=True)
 class LatestResult:
-    assets: list[Asset]
+    assets: list[TelemetryAsset]
     readings: list[LatestReading]
 
     def as_dict(self) -> dict[str, object]:
