@@ -91,21 +91,30 @@ def _accepts(host: str, port: int) -> bool:
 
 
 @contextmanager
-def running_mosquitto(directory: Path, entries: Sequence[tuple[str, str]] = ()) -> Iterator[Broker]:
-    """Start a private broker with the files for ``entries``; stop it on exit."""
+def running_mosquitto(
+    directory: Path, entries: Sequence[tuple[str, str]] = (), *, persistent: bool = False
+) -> Iterator[Broker]:
+    """Start a private broker with the files for ``entries``; stop it on exit. With
+    ``persistent``, it keeps sessions and queued messages in ``directory`` (so they
+    survive a consumer's crash, as in production)."""
     if not MOSQUITTO:
         pytest.skip("no mosquitto binary")
     host, port = "127.0.0.1", free_port()
     directory.mkdir(parents=True, exist_ok=True)
     broker = Broker(host, port, directory, process=None)  # type: ignore[arg-type]
     broker.write_files(entries)
+    persistence = (
+        f"persistence true\npersistence_location {directory}/\n"
+        if persistent
+        else "persistence false\n"
+    )
     config = directory / "mosquitto.conf"
     config.write_text(
         f"listener {port} {host}\n"
         "allow_anonymous false\n"
         f"password_file {broker.password_file}\n"
         f"acl_file {broker.acl_file}\n"
-        "persistence false\n"
+        f"{persistence}"
         # Started as root, mosquitto would switch to the "mosquitto" user, which may not
         # read files of mode 0600 under this test's tmp directory: stay who we are.
         f"user {getpass.getuser()}\n"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -25,16 +24,14 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from support.mosquitto import INGESTER_PASSWORD, INGESTER_USERNAME, MOSQUITTO, Broker
-from support.server import free_port, outpost_command, stop, wait_until_ready
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
+from support.mosquitto import (
+    INGESTER_PASSWORD,
+    INGESTER_USERNAME,
+    MOSQUITTO,
+    Broker,
+    running_mosquitto,
+)
+from support.server import outpost_command, stop
 
 
 @contextmanager
@@ -44,33 +41,8 @@ def persistent_mosquitto(
     """A private broker on a free loopback port, persistence on, files for ``entries``."""
     if not MOSQUITTO:
         raise RuntimeError("no mosquitto binary (apt-get install mosquitto)")
-    host, port = "127.0.0.1", free_port()
-    directory.mkdir(parents=True, exist_ok=True)
-    broker = Broker(host, port, directory, process=None)  # type: ignore[arg-type]
-    broker.write_files(entries)
-    config = directory / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} {host}\n"
-        "allow_anonymous false\n"
-        f"password_file {broker.password_file}\n"
-        f"acl_file {broker.acl_file}\n"
-        "persistence true\n"
-        f"persistence_location {directory}/\n"
-        f"log_dest file {broker.log_file}\n"
-        "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
-        "max_inflight_messages 0\n"
-        "max_queued_messages 0\n" + ("user root\n" if os.geteuid() == 0 else "")
-        # As root, Mosquitto would switch to the user mosquitto, who cannot read the
-        # temporary directory.
-    )
-    broker.process = subprocess.Popen(
-        [MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_until_ready(broker.process, lambda: _accepts(host, port), "mosquitto", broker.log_tail)
+    with running_mosquitto(directory, entries, persistent=True) as broker:
         yield broker
-    finally:
-        stop(broker.process)
 
 
 # --- the publisher -----------------------------------------------------------------------------

@@ -56,7 +56,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _healthy(host: str, port: int) -> bool:
+def healthy(host: str, port: int) -> bool:
+    """``GET /health`` answers 200."""
     connection = http.client.HTTPConnection(host, port, timeout=2)
     try:
         connection.request("GET", "/health")
@@ -112,7 +113,7 @@ def running_server(
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = RunningServer(host, port, log_path)
     try:
-        wait_until_ready(process, lambda: _healthy(host, port), "outpost serve", server.log_tail)
+        wait_until_ready(process, lambda: healthy(host, port), "outpost serve", server.log_tail)
         yield server
     finally:
         stop(process)

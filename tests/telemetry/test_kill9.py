@@ -41,7 +41,7 @@ from outpost.telemetry.sqlite_store import SQLiteTelemetryStore
 from outpost.telemetry.store import SeriesQuery
 from support.mosquitto import MOSQUITTO
 from support.mqtt_load import Publisher, persistent_mosquitto, running_ingester
-from support.server import free_port, outpost_command, stop, wait_until_ready
+from support.server import free_port, healthy, outpost_command, stop, wait_until_ready
 from support.tenants import Tenant, make_tenant
 
 pytestmark = pytest.mark.slow
@@ -110,19 +110,6 @@ class Server:
         self.process.wait(timeout=10)
 
 
-def _healthy(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        connection.request("GET", "/health")
-        response = connection.getresponse()
-        response.read()
-        return response.status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -154,7 +141,7 @@ def killable_server(database_url: str, data_dir: Path, port: int, name: str) -> 
 
     server = Server(process, port, log_path)
     try:
-        wait_until_ready(process, lambda: _healthy(port), "outpost serve", tail)
+        wait_until_ready(process, lambda: healthy("127.0.0.1", port), "outpost serve", tail)
         yield server
     finally:
         if process.poll() is None:

@@ -9,8 +9,6 @@ credential also covers the assets below it (``telemetry/ingest.py``).
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -26,6 +24,7 @@ from outpost.errors import NotFound, Unauthenticated
 from outpost.identity.authz import authorize
 from outpost.identity.principal import Actor, Principal
 from outpost.identity.roles import Permission
+from outpost.identity.secrets import digest, new_token
 from outpost.inventory import scopes
 from outpost.inventory import service as inventory
 from outpost.inventory.models import Asset
@@ -60,15 +59,6 @@ def is_device_secret(secret: str) -> bool:
     return secret.startswith(SECRET_PREFIX + "_")
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _new_secret() -> tuple[str, str]:
-    visible = f"{SECRET_PREFIX}_{secrets.token_hex(4)}"
-    return f"{visible}_{secrets.token_urlsafe(32)}", visible
-
-
 def _writable_asset(session: Session, principal: Principal, asset_id: str) -> Asset:
     asset = inventory.get_asset(session, principal, asset_id)  # unreadable: 404
     authorize(principal, Permission.ASSET_WRITE, scopes.asset_scope(session, principal, asset))
@@ -82,14 +72,14 @@ def issue_credential(session: Session, actor: Actor, asset_id: str) -> IssuedCre
     for live in _live_credentials(session, asset.id):
         with audit.tracked(session, actor, Action.DEVICE_CREDENTIAL_REVOKED, live):
             live.revoked_at = now
-    secret, prefix = _new_secret()
+    secret, prefix = new_token(SECRET_PREFIX)
     with audit.tracked(session, actor, Action.DEVICE_CREDENTIAL_ISSUED) as track:
         credential = DeviceCredential(
             id=ids.new_id("dcr"),
             org_id=asset.org_id,
             asset_id=asset.id,
             prefix=prefix,
-            secret_hash=_digest(secret),
+            secret_hash=digest(secret),
             broker_hash=broker_hash(secret),
             created_by=actor.principal.user_id,
             created_at=now,
@@ -149,7 +139,7 @@ def authenticate_device(session: Session, secret: str) -> Device:
             Asset,
             (Asset.id == DeviceCredential.asset_id) & (Asset.org_id == DeviceCredential.org_id),
         )
-        .where(DeviceCredential.secret_hash == _digest(secret))
+        .where(DeviceCredential.secret_hash == digest(secret))
         .where(DeviceCredential.revoked_at.is_(None))
     ).one_or_none()
     if row is None:

@@ -16,9 +16,10 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def new_token() -> tuple[str, str]:
-    """Return ``(token, visible_prefix)``: ``opt_<8 chars>_<43 chars>``."""
-    visible = f"{TOKEN_PREFIX}_{secrets.token_hex(4)}"
+def new_token(kind: str = TOKEN_PREFIX) -> tuple[str, str]:
+    """Return ``(token, visible_prefix)``: ``<kind>_<8 chars>_<43 chars>`` (``opt`` for API
+    tokens, ``opd`` for device credentials)."""
+    visible = f"{kind}_{secrets.token_hex(4)}"
     return f"{visible}_{secrets.token_urlsafe(32)}", visible
 
 

@@ -15,6 +15,7 @@ from typing import Final
 
 from outpost.errors import BadRequest
 from outpost.telemetry.ingest import Sample
+from outpost.telemetry.store import to_ns
 from outpost.validation import Violation
 
 NS_PER_MS: Final = 1_000_000
@@ -70,7 +71,7 @@ def _time_ns(value: object) -> int | Violation | None:
             return Violation("", f"time {value[:40]!r} is not ISO 8601.")
         if moment.tzinfo is None:
             return Violation("", "time needs a UTC offset, e.g. 2026-11-23T10:00:00Z.")
-        return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+        return to_ns(moment)
     return Violation("", "time is an ISO 8601 string or integer milliseconds.")
 
 

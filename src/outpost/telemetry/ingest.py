@@ -34,6 +34,7 @@ from outpost.telemetry.store import (
     StoreOverloaded,
     StoreUnavailable,
     TelemetryStore,
+    to_ns,
 )
 from outpost.validation import Violation
 
@@ -103,7 +104,7 @@ def ingest(
     if isinstance(sender, Principal):
         targets = _visible(session, sender, targets)
     _authorize(session, sender, targets)
-    now_ns = _now_ns()
+    now_ns = to_ns(utcnow())
     horizon_ns = now_ns - _raw_days(session, sender.org_id) * DAY_NS
     points, violations = _validate(samples, targets, sender.org_id, now_ns, horizon_ns)
     if violations and not partial:
@@ -111,11 +112,6 @@ def ingest(
     if points:
         _write(store, points)
     return IngestResult(len(points), tuple(violations))
-
-
-def _now_ns() -> int:
-    now = utcnow()
-    return int(now.timestamp()) * NS_PER_SECOND + now.microsecond * 1000
 
 
 _RAW_DAYS: dict[str, tuple[float, int]] = {}

@@ -44,7 +44,6 @@ from outpost.inventory import scopes
 from outpost.inventory.models import Asset, Site
 from outpost.telemetry.metrics import METRICS, Metric, find_metric
 from outpost.telemetry.query_request import (
-    EPOCH,
     MAX_ASSETS,
     MAX_POINTS,
     TelemetryAsset,
@@ -56,7 +55,6 @@ from outpost.telemetry.query_request import (
     parse_every,
     parse_window,
     resolution_for,
-    to_ns,
     too_many_points,
     window_count,
 )
@@ -72,12 +70,14 @@ from outpost.telemetry.query_results import (
 )
 from outpost.telemetry.schemas import AssetSelection, TelemetryQuery
 from outpost.telemetry.store import (
+    EPOCH,
     Across,
     Aggregate,
     SeriesQuery,
     StoreOverloaded,
     StoreUnavailable,
     TelemetryStore,
+    to_ns,
 )
 from outpost.validation import Violation
 

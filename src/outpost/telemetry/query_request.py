@@ -17,7 +17,7 @@ from typing import Final, NamedTuple
 
 from outpost.telemetry.metrics import ALL_METRIC_NAMES, METRICS, Metric
 from outpost.telemetry.schemas import TelemetryQuery
-from outpost.telemetry.store import HOUR_NS, MINUTE_NS, NS_PER_SECOND, Resolution
+from outpost.telemetry.store import EPOCH, HOUR_NS, MINUTE_NS, NS_PER_SECOND, Resolution, to_ns
 from outpost.validation import Violation
 
 #: The most assets one query or latest-values call may name (directly or through a site).
@@ -32,18 +32,12 @@ MAX_EVERY: Final = timedelta(days=366)
 DEFAULT_RANGE: Final = timedelta(hours=24)
 #: How far past now a query may end (devices' clocks drift).
 FUTURE_SLACK: Final = timedelta(minutes=10)
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 _EVERY = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 # --- times ------------------------------------------------------------------------------
-
-
-def to_ns(moment: datetime) -> int:
-    """Nanoseconds since the epoch, exactly (no float rounding)."""
-    return (moment - EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def format_ns(time_ns: int) -> str:

@@ -23,7 +23,7 @@ from outpost.identity.authz import authorize, require_somewhere
 from outpost.identity.models import Organization
 from outpost.identity.principal import Actor, Principal
 from outpost.identity.roles import Permission
-from outpost.telemetry.store import NS_PER_SECOND, TelemetryStore
+from outpost.telemetry.store import TelemetryStore, to_ns
 from outpost.validation import Violation
 
 #: Minutes are rolled up this long after they end.
@@ -74,13 +74,9 @@ def set_retention(session: Session, actor: Actor, raw_days: int, rollup_days: in
     return org
 
 
-def _ns(moment_s: float) -> int:
-    return int(moment_s * NS_PER_SECOND)
-
-
 def downsample(store: TelemetryStore) -> int:
     """Roll up every complete minute up to now minus ``SETTLE``."""
-    return store.downsample(_ns((utcnow() - SETTLE).timestamp()))
+    return store.downsample(to_ns(utcnow() - SETTLE))
 
 
 def apply_retention(db: Database, store: TelemetryStore) -> int:
@@ -98,7 +94,7 @@ def apply_retention(db: Database, store: TelemetryStore) -> int:
     for org_id, raw_days, rollup_days in organizations:
         dropped += store.apply_retention(
             org_id,
-            _ns((now - timedelta(days=raw_days)).timestamp()),
-            _ns((now - timedelta(days=rollup_days)).timestamp()),
+            to_ns(now - timedelta(days=raw_days)),
+            to_ns(now - timedelta(days=rollup_days)),
         )
     return dropped

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -32,6 +33,12 @@ NS_PER_SECOND: Final = 1_000_000_000
 MINUTE_NS: Final = 60 * NS_PER_SECOND
 HOUR_NS: Final = 60 * MINUTE_NS
 RESOLUTION_NS: Final[dict[Resolution, int]] = {"raw": 1, "1m": MINUTE_NS, "1h": HOUR_NS}
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ns(moment: datetime) -> int:
+    """An aware datetime as nanoseconds since the epoch, exactly (no float rounding)."""
+    return (moment - EPOCH) // timedelta(microseconds=1) * 1000
 
 
 class StoreOverloaded(Exception):
